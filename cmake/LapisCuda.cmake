@@ -1,0 +1,32 @@
+# CUDA is optional and auto-detected. LAPIS_WITH_CUDA is AUTO (default), ON or OFF.
+# Architecture 90 (Hopper) by default, never "native": native fails on machines without a GPU.
+# The driver library (libcuda) is never linked: the static CUDA runtime loads it at run time, so
+# binaries start on machines without a GPU, where CUDA tests skip.
+set(LAPIS_WITH_CUDA "AUTO" CACHE STRING "Build the CUDA kernels: AUTO, ON or OFF")
+set_property(CACHE LAPIS_WITH_CUDA PROPERTY STRINGS AUTO ON OFF)
+
+set(LAPIS_CUDA_ENABLED OFF)
+if(NOT LAPIS_WITH_CUDA STREQUAL "OFF")
+  if(NOT CMAKE_CUDA_COMPILER AND NOT DEFINED ENV{CUDACXX} AND EXISTS /usr/local/cuda/bin/nvcc)
+    set(CMAKE_CUDA_COMPILER /usr/local/cuda/bin/nvcc)
+  endif()
+  include(CheckLanguage)
+  check_language(CUDA)
+  if(CMAKE_CUDA_COMPILER)
+    if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
+      set(CMAKE_CUDA_ARCHITECTURES 90)
+    endif()
+    enable_language(CUDA)
+    find_package(CUDAToolkit REQUIRED)
+    set(CMAKE_CUDA_STANDARD 17)
+    set(CMAKE_CUDA_STANDARD_REQUIRED ON)
+    set(LAPIS_CUDA_ENABLED ON)
+    message(STATUS "Lapis: CUDA ${CUDAToolkit_VERSION}, architectures ${CMAKE_CUDA_ARCHITECTURES}")
+  elseif(LAPIS_WITH_CUDA STREQUAL "ON")
+    message(FATAL_ERROR "LAPIS_WITH_CUDA=ON but no CUDA compiler was found (set CUDACXX)")
+  else()
+    message(STATUS "Lapis: no CUDA compiler found, building CPU only")
+  endif()
+else()
+  message(STATUS "Lapis: CUDA disabled (LAPIS_WITH_CUDA=OFF)")
+endif()
