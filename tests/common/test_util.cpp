@@ -34,7 +34,8 @@ std::vector<double> host_f64(const Tensor& t) { return t.to(Dtype::F64).to_vecto
   double worst = 0.0;
   size_t worst_i = 0;
   for (size_t i = 0; i < a.size(); ++i) {
-    const double err = std::abs(a[i] - e[i]) / (atol + rtol * std::abs(e[i]));
+    const double diff = std::abs(a[i] - e[i]);
+    const double err = diff == 0.0 ? 0.0 : diff / (atol + rtol * std::abs(e[i]));
     const bool bad = std::isnan(a[i]) != std::isnan(e[i]) || !(err <= 1.0);
     if (std::isnan(a[i]) && std::isnan(e[i])) continue;
     if (bad && (worst <= 1.0 || err > worst || std::isnan(err))) {

@@ -1,0 +1,321 @@
+// matmul and linear: hand cases, a naive triple-loop reference for every transpose combination,
+// alpha/beta, K = 0, F64 gradient checks of linear_backward, and CPU-vs-CUDA equivalence.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+
+#include "core/cuda_api.h"
+#include "core/tensor.h"
+#include "kernels/matmul.h"
+#include "tests/common/test_util.h"
+
+namespace lapis {
+namespace {
+
+// Stored shape of a operand whose op() is [rows, cols].
+Shape stored(int64_t rows, int64_t cols, bool trans) {
+  return trans ? Shape{cols, rows} : Shape{rows, cols};
+}
+
+// out = alpha * op(a) @ op(b) + beta * out by three loops in F64 (beta == 0 ignores out).
+Tensor naive_matmul(const Tensor& a, const Tensor& b, const Tensor& out, bool ta, bool tb,
+                    double alpha, double beta) {
+  const Tensor A = a.to(Dtype::F64), B = b.to(Dtype::F64);
+  Tensor O = out.to(Dtype::F64);
+  const int64_t M = O.size(0), N = O.size(1), K = ta ? A.size(0) : A.size(1);
+  const double* pa = A.data<double>();
+  const double* pb = B.data<double>();
+  double* po = O.data<double>();
+  for (int64_t i = 0; i < M; ++i) {
+    for (int64_t j = 0; j < N; ++j) {
+      double sum = 0;
+      for (int64_t k = 0; k < K; ++k) {
+        const double av = ta ? pa[k * M + i] : pa[i * K + k];
+        const double bv = tb ? pb[j * K + k] : pb[k * N + j];
+        sum += av * bv;
+      }
+      po[i * N + j] = alpha * sum + (beta == 0.0 ? 0.0 : beta * po[i * N + j]);
+    }
+  }
+  return O;
+}
+
+TEST(Matmul, HandComputed) {
+  // [[1, 2, 3], [4, 5, 6]] @ [[1, 0], [0, 1], [1, 1]] = [[4, 5], [10, 11]].
+  Tensor a = Tensor::from_vector<float>({1, 2, 3, 4, 5, 6}, {2, 3});
+  Tensor b = Tensor::from_vector<float>({1, 0, 0, 1, 1, 1}, {3, 2});
+  Tensor out = Tensor::full({2, 2}, std::numeric_limits<float>::quiet_NaN());
+  matmul(out, a, b);
+  EXPECT_EQ(out.to_vector<float>(), (std::vector<float>{4, 5, 10, 11}));
+  // 2 * a @ b + 0.5 * out = [[10, 12.5], [25, 27.5]].
+  matmul(out, a, b, false, false, 2.0, 0.5);
+  EXPECT_EQ(out.to_vector<float>(), (std::vector<float>{10, 12.5f, 25, 27.5f}));
+  // a^T a [3, 3]: first row = [1*1+4*4, 1*2+4*5, 1*3+4*6] = [17, 22, 27].
+  Tensor ata = Tensor::empty({3, 3});
+  matmul(ata, a, a, true, false);
+  std::vector<float> v = ata.to_vector<float>();
+  EXPECT_EQ(v[0], 17);
+  EXPECT_EQ(v[1], 22);
+  EXPECT_EQ(v[2], 27);
+  EXPECT_EQ(v[4], 29);  // 2*2 + 5*5
+}
+
+TEST(Matmul, MatchesNaiveAllTransposes) {
+  Generator gen(11);
+  const int64_t dims[][3] = {{1, 1, 1}, {7, 5, 3}, {33, 31, 7}, {4, 32, 65}, {17, 1, 9}};
+  for (Dtype dt : {Dtype::F32, Dtype::F64}) {
+    for (const auto& d : dims) {
+      const int64_t M = d[0], N = d[1], K = d[2];
+      for (int t = 0; t < 4; ++t) {
+        const bool ta = t & 1, tb = t & 2;
+        for (double beta : {0.0, 1.0, -0.5}) {
+          const double alpha = beta == 0.0 ? 1.0 : 1.5;
+          Tensor a = Tensor::randn(stored(M, K, ta), gen, dt);
+          Tensor b = Tensor::randn(stored(K, N, tb), gen, dt);
+          Tensor out = Tensor::randn({M, N}, gen, dt);
+          const Tensor expected = naive_matmul(a, b, out, ta, tb, alpha, beta);
+          matmul(out, a, b, ta, tb, alpha, beta);
+          // f32: K <= 65 products of unit normals, so atol 1e-4 covers rounding.
+          const double atol = dt == Dtype::F32 ? 1e-4 : 1e-12;
+          EXPECT_TRUE(testing::all_close(out, expected, atol, 1e-5))
+              << "M " << M << " N " << N << " K " << K << " ta " << ta << " tb " << tb
+              << " beta " << beta;
+        }
+      }
+    }
+  }
+}
+
+TEST(Matmul, BetaZeroIgnoresNaN) {
+  Generator gen(3);
+  Tensor a = Tensor::randn({5, 4}, gen, Dtype::F64);
+  Tensor b = Tensor::randn({4, 6}, gen, Dtype::F64);
+  Tensor out = Tensor::full({5, 6}, std::nan(""), Dtype::F64);
+  matmul(out, a, b, false, false, 2.0, 0.0);
+  EXPECT_TRUE(testing::all_close(out, naive_matmul(a, b, out, false, false, 2.0, 0.0), 1e-12,
+                                 1e-12));
+}
+
+TEST(Matmul, ZeroInnerDimension) {
+  // K = 0: op(a) @ op(b) is all zeros, so out = beta * out.
+  Tensor a = Tensor::zeros({3, 0}, Dtype::F64);
+  Tensor b = Tensor::zeros({0, 2}, Dtype::F64);
+  Tensor out = Tensor::from_vector<double>({1, 2, 3, 4, 5, 6}, {3, 2});
+  matmul(out, a, b, false, false, 1.0, 2.0);
+  EXPECT_EQ(out.to_vector<double>(), (std::vector<double>{2, 4, 6, 8, 10, 12}));
+  Tensor nan_out = Tensor::full({3, 2}, std::nan(""), Dtype::F64);
+  matmul(nan_out, a, b);
+  EXPECT_EQ(nan_out.to_vector<double>(), std::vector<double>(6, 0.0));
+  // Empty M or N: nothing to do.
+  Tensor e = Tensor::empty({0, 2}, Dtype::F64);
+  matmul(e, Tensor::zeros({0, 5}, Dtype::F64), Tensor::zeros({5, 2}, Dtype::F64));
+  EXPECT_EQ(e.numel(), 0);
+}
+
+TEST(Matmul, ErrorsNameTheProblem) {
+  Tensor a = Tensor::zeros({3, 4}), b = Tensor::zeros({5, 2}), out = Tensor::zeros({3, 2});
+  try {
+    matmul(out, a, b);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("inner dimensions"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("[3, 4]"), std::string::npos) << msg;
+  }
+  Tensor b2 = Tensor::zeros({4, 2});
+  Tensor wrong_out = Tensor::zeros({2, 3});
+  EXPECT_THROW(matmul(wrong_out, a, b2), Error);
+  Tensor b64 = Tensor::zeros({4, 2}, Dtype::F64);
+  EXPECT_THROW(matmul(out, a, b64), Error);
+  Tensor ai = Tensor::zeros({3, 4}, Dtype::I32);
+  EXPECT_THROW(matmul(out, ai, b2), Error);
+  Tensor sq = Tensor::zeros({3, 3});
+  EXPECT_THROW(matmul(sq, sq, sq), Error);  // out aliases the inputs
+  Tensor v = Tensor::zeros({4});
+  EXPECT_THROW(matmul(out, a, v), Error);
+}
+
+TEST(Linear, HandComputed) {
+  // x [2, 3], weight [2, 3], bias [2]: out = x @ w^T + b.
+  Tensor x = Tensor::from_vector<double>({1, 2, 3, -1, 0, 1}, {2, 3});
+  Tensor w = Tensor::from_vector<double>({1, 1, 1, 0, 2, -1}, {2, 3});
+  Tensor bias = Tensor::from_vector<double>({0.5, -1}, {2});
+  Tensor out = Tensor::empty({2, 2}, Dtype::F64);
+  linear_forward(out, x, w, bias);
+  // row 0: [1+2+3, 0+4-3] + b = [6.5, 0]; row 1: [-1+0+1, 0+0-1] + b = [0.5, -2].
+  EXPECT_EQ(out.to_vector<double>(), (std::vector<double>{6.5, 0, 0.5, -2}));
+  linear_forward(out, x, w, Tensor());
+  EXPECT_EQ(out.to_vector<double>(), (std::vector<double>{6, 1, 0, -1}));
+
+  // Backward with dL_dout = ones: dL_dx rows = sum of weight rows = [1, 3, 0];
+  // dL_dweight rows = column sums of x = [0, 2, 4] (+= onto 1); dL_dbias = [2, 2] (+= onto 1).
+  Tensor g = Tensor::full({2, 2}, 1.0, Dtype::F64);
+  Tensor dx = Tensor::empty({2, 3}, Dtype::F64);
+  Tensor dw = Tensor::full({2, 3}, 1.0, Dtype::F64);
+  Tensor db = Tensor::full({2}, 1.0, Dtype::F64);
+  linear_backward(dx, dw, db, g, x, w);
+  EXPECT_EQ(dx.to_vector<double>(), (std::vector<double>{1, 3, 0, 1, 3, 0}));
+  EXPECT_EQ(dw.to_vector<double>(), (std::vector<double>{1, 3, 5, 1, 3, 5}));
+  EXPECT_EQ(db.to_vector<double>(), (std::vector<double>{3, 3}));
+  // Undefined dL_dx and dL_dbias are skipped.
+  Tensor none_x, none_b;
+  linear_backward(none_x, dw, none_b, g, x, w);
+  EXPECT_EQ(dw.to_vector<double>(), (std::vector<double>{1, 5, 9, 1, 5, 9}));
+}
+
+TEST(Linear, GradientCheck) {
+  Generator gen(5);
+  const int64_t N = 6, IN = 5, OUT = 4;
+  Tensor x = Tensor::randn({N, IN}, gen, Dtype::F64);
+  Tensor w = Tensor::randn({OUT, IN}, gen, Dtype::F64);
+  Tensor bias = Tensor::randn({OUT}, gen, Dtype::F64);
+  const Tensor G = Tensor::randn({N, OUT}, gen, Dtype::F64);
+  Tensor out = Tensor::empty({N, OUT}, Dtype::F64);
+  auto loss = [&] {
+    linear_forward(out, x, w, bias);
+    return testing::dot(G, out);
+  };
+  Tensor dx = Tensor::empty({N, IN}, Dtype::F64);
+  Tensor dw = Tensor::zeros({OUT, IN}, Dtype::F64);
+  Tensor db = Tensor::zeros({OUT}, Dtype::F64);
+  linear_backward(dx, dw, db, G, x, w);
+  EXPECT_TRUE(testing::gradient_matches(loss, x, dx));
+  EXPECT_TRUE(testing::gradient_matches(loss, w, dw));
+  EXPECT_TRUE(testing::gradient_matches(loss, bias, db));
+}
+
+TEST(Linear, ErrorsNameTheProblem) {
+  Tensor x = Tensor::zeros({4, 63}), w = Tensor::zeros({32, 64}), out = Tensor::zeros({4, 32});
+  try {
+    linear_forward(out, x, w, Tensor());
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("linear_forward"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("63"), std::string::npos) << msg;
+  }
+  Tensor w2 = Tensor::zeros({32, 63});
+  Tensor bad_bias = Tensor::zeros({31});
+  EXPECT_THROW(linear_forward(out, x, w2, bad_bias), Error);
+  Tensor dx = Tensor::zeros({4, 63}), dw = Tensor::zeros({32, 62}), db;
+  Tensor g = Tensor::zeros({4, 32});
+  EXPECT_THROW(linear_backward(dx, dw, db, g, x, w2), Error);
+}
+
+// ---- CUDA ----
+
+TEST(MatmulCuda, MatchesCpu) {
+  LAPIS_REQUIRE_CUDA_OR_SKIP();
+  cuda::set_allow_tf32(false);
+  Generator gen(0xdeadbeef);
+  const Device gpu = Device::cuda();
+  for (Dtype dt : {Dtype::F32, Dtype::F64}) {
+    for (int64_t M : testing::odd_sizes()) {
+      for (int64_t N : {int64_t(1), int64_t(33), int64_t(257)}) {
+        for (int64_t K : {int64_t(7), int64_t(32), int64_t(257)}) {
+          for (int t = 0; t < 4; ++t) {
+            const bool ta = t & 1, tb = t & 2;
+            const double beta = (t == 3) ? 0.75 : 0.0;
+            Tensor a = Tensor::randn(stored(M, K, ta), gen, dt);
+            Tensor b = Tensor::randn(stored(K, N, tb), gen, dt);
+            Tensor out = Tensor::randn({M, N}, gen, dt);
+            Tensor out_gpu = out.to(gpu);
+            matmul(out, a, b, ta, tb, 1.25, beta);
+            matmul(out_gpu, a.to(gpu), b.to(gpu), ta, tb, 1.25, beta);
+            // f32 (no TF32): sums of up to 257 products of unit normals, |value| ~ 16;
+            // reordering error ~ 257 * 6e-8 * 16, so atol 1e-3, rtol 1e-4. f64: 1e-10.
+            const double atol = dt == Dtype::F32 ? 1e-3 : 1e-10;
+            const double rtol = dt == Dtype::F32 ? 1e-4 : 1e-10;
+            EXPECT_TRUE(testing::all_close(out_gpu, out, atol, rtol))
+                << "M " << M << " N " << N << " K " << K << " ta " << ta << " tb " << tb;
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(MatmulCuda, BetaZeroIgnoresNaNAndZeroK) {
+  LAPIS_REQUIRE_CUDA_OR_SKIP();
+  const Device gpu = Device::cuda();
+  Generator gen(2);
+  Tensor a = Tensor::randn({9, 5}, gen, Dtype::F32);
+  Tensor b = Tensor::randn({5, 3}, gen, Dtype::F32);
+  Tensor out = Tensor::full({9, 3}, std::nan(""), Dtype::F32, gpu);
+  matmul(out, a.to(gpu), b.to(gpu));
+  Tensor expected = Tensor::empty({9, 3});
+  matmul(expected, a, b);
+  EXPECT_TRUE(testing::all_close(out, expected, 1e-5, 1e-5));
+  // K = 0: out = beta * out; beta == 0 clears NaN.
+  Tensor ak = Tensor::zeros({3, 0}, Dtype::F64, gpu), bk = Tensor::zeros({0, 2}, Dtype::F64, gpu);
+  Tensor o = Tensor::from_vector<double>({1, 2, 3, 4, 5, 6}, {3, 2}, gpu);
+  matmul(o, ak, bk, false, false, 1.0, -2.0);
+  EXPECT_EQ(o.to_vector<double>(), (std::vector<double>{-2, -4, -6, -8, -10, -12}));
+  Tensor on = Tensor::full({3, 2}, std::nan(""), Dtype::F64, gpu);
+  matmul(on, ak, bk);
+  EXPECT_EQ(on.to_vector<double>(), std::vector<double>(6, 0.0));
+  Tensor e = Tensor::empty({0, 4}, Dtype::F32, gpu);
+  matmul(e, Tensor::zeros({0, 3}, Dtype::F32, gpu), Tensor::zeros({3, 4}, Dtype::F32, gpu));
+}
+
+TEST(MatmulCuda, Tf32IsCloseAndSwitchable) {
+  LAPIS_REQUIRE_CUDA_OR_SKIP();
+  const Device gpu = Device::cuda();
+  Generator gen(4);
+  Tensor a = Tensor::randn({64, 128}, gen), b = Tensor::randn({128, 48}, gen);
+  Tensor expected = Tensor::empty({64, 48});
+  matmul(expected, a, b);
+  Tensor out = Tensor::empty({64, 48}, Dtype::F32, gpu);
+  cuda::set_allow_tf32(true);
+  matmul(out, a.to(gpu), b.to(gpu));
+  cuda::set_allow_tf32(false);
+  // TF32 keeps 10 mantissa bits (~5e-4 relative per product); |values| ~ 11 over K = 128.
+  EXPECT_TRUE(testing::all_close(out, expected, 5e-2, 1e-2));
+  matmul(out, a.to(gpu), b.to(gpu));
+  EXPECT_TRUE(testing::all_close(out, expected, 1e-3, 1e-4));
+}
+
+TEST(MatmulCuda, DeviceMismatchThrows) {
+  LAPIS_REQUIRE_CUDA_OR_SKIP();
+  Tensor a = Tensor::zeros({2, 2}), b = Tensor::zeros({2, 2}, Dtype::F32, Device::cuda());
+  Tensor out = Tensor::zeros({2, 2}, Dtype::F32, Device::cuda());
+  try {
+    matmul(out, a, b);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("cuda"), std::string::npos) << e.what();
+  }
+}
+
+TEST(LinearCuda, MatchesCpu) {
+  LAPIS_REQUIRE_CUDA_OR_SKIP();
+  cuda::set_allow_tf32(false);
+  const Device gpu = Device::cuda();
+  Generator gen(77);
+  for (int64_t N : {int64_t(0), int64_t(1), int64_t(7), int64_t(33), int64_t(257),
+                    int64_t(5000)}) {
+    for (int64_t C : {int64_t(1), int64_t(31), int64_t(64)}) {
+      const int64_t IN = 17, OUT = C;
+      Tensor x = Tensor::randn({N, IN}, gen), w = Tensor::randn({OUT, IN}, gen);
+      Tensor bias = Tensor::randn({OUT}, gen), g = Tensor::randn({N, OUT}, gen);
+      Tensor out = Tensor::empty({N, OUT}), out_gpu = Tensor::empty({N, OUT}, Dtype::F32, gpu);
+      linear_forward(out, x, w, bias);
+      linear_forward(out_gpu, x.to(gpu), w.to(gpu), bias.to(gpu));
+      // f32 with K = 17: atol 1e-5 * magnitude ~ 4.
+      EXPECT_TRUE(testing::all_close(out_gpu, out, 1e-4, 1e-4)) << "N " << N << " C " << C;
+      Tensor dx = Tensor::empty({N, IN}), dw = Tensor::full({OUT, IN}, 0.5);
+      Tensor db = Tensor::full({OUT}, 0.5);
+      Tensor dx_g = dx.to(gpu).clone(), dw_g = dw.to(gpu).clone(), db_g = db.to(gpu).clone();
+      linear_backward(dx, dw, db, g, x, w);
+      linear_backward(dx_g, dw_g, db_g, g.to(gpu), x.to(gpu), w.to(gpu));
+      // dL_dweight and dL_dbias sum N terms of magnitude ~1: error ~ sqrt(N) * 1e-7 * N.
+      EXPECT_TRUE(testing::all_close(dx_g, dx, 1e-4, 1e-4)) << "N " << N << " C " << C;
+      EXPECT_TRUE(testing::all_close(dw_g, dw, 1e-3, 1e-4)) << "N " << N << " C " << C;
+      EXPECT_TRUE(testing::all_close(db_g, db, 1e-3, 1e-4)) << "N " << N << " C " << C;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace lapis

@@ -1,0 +1,457 @@
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/tensor.h"
+#include "kernels/norm.h"
+#include "tests/common/test_util.h"
+
+namespace lapis {
+namespace {
+
+using testing::all_close;
+using testing::dot;
+using testing::gradient_matches;
+
+Tensor f64(const std::vector<double>& v, const Shape& s) {
+  return Tensor::from_vector<double>(v, s);
+}
+
+void expect_error_mentions(const std::function<void()>& fn, const std::vector<std::string>& parts) {
+  try {
+    fn();
+    ADD_FAILURE() << "expected a lapis::Error";
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    for (const auto& p : parts) EXPECT_NE(what.find(p), std::string::npos) << what;
+  }
+}
+
+// ---------------------------------------------------------------- BatchNorm, hand values
+
+struct BatchNormRun {
+  Tensor out, running_mean, running_var;
+  BatchNormCache cache;
+};
+
+BatchNormRun bn_train(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& rm,
+                      const Tensor& rv, double momentum, double eps) {
+  const int64_t c = x.size(1);
+  BatchNormRun r;
+  r.out = Tensor::empty(x.shape(), x.dtype(), x.device());
+  r.running_mean = rm.clone();
+  r.running_var = rv.clone();
+  r.cache.mean = Tensor::empty({c}, x.dtype(), x.device());
+  r.cache.rstd = Tensor::empty({c}, x.dtype(), x.device());
+  batchnorm_forward_train(r.out, r.cache, r.running_mean, r.running_var, x, w, b, momentum, eps);
+  return r;
+}
+
+BatchNormRun bn_eval(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& rm,
+                     const Tensor& rv, double eps) {
+  const int64_t c = x.size(1);
+  BatchNormRun r;
+  r.out = Tensor::empty(x.shape(), x.dtype(), x.device());
+  r.cache.mean = Tensor::empty({c}, x.dtype(), x.device());
+  r.cache.rstd = Tensor::empty({c}, x.dtype(), x.device());
+  batchnorm_forward_eval(r.out, r.cache, x, w, b, rm, rv, eps);
+  return r;
+}
+
+TEST(BatchNorm, TrainingMatchesHandValuesAndUpdatesRunningStats) {
+  // Column 0 = 1, 2, 3: mean 2, biased var 2/3, unbiased 1.
+  // Column 1 = 0, 0, 6: mean 2, biased var 8, unbiased 12.
+  const double eps = 1e-5, momentum = 0.1;
+  Tensor x = f64({1, 0, 2, 0, 3, 6}, {3, 2});
+  Tensor w = f64({2.0, 0.5}, {2});
+  Tensor b = f64({1.0, -1.0}, {2});
+  BatchNormRun r = bn_train(x, w, b, f64({0, 0}, {2}), f64({1, 1}, {2}), momentum, eps);
+  const double r0 = 1.0 / std::sqrt(2.0 / 3.0 + eps), r1 = 1.0 / std::sqrt(8.0 + eps);
+  const std::vector<double> expected = {
+      (1 - 2) * r0 * 2 + 1, (0 - 2) * r1 * 0.5 - 1,  //
+      (2 - 2) * r0 * 2 + 1, (0 - 2) * r1 * 0.5 - 1,  //
+      (3 - 2) * r0 * 2 + 1, (6 - 2) * r1 * 0.5 - 1};
+  EXPECT_TRUE(all_close(r.out, f64(expected, {3, 2}), 1e-12, 1e-12));
+  EXPECT_TRUE(all_close(r.cache.mean, f64({2, 2}, {2}), 1e-12, 0));
+  EXPECT_TRUE(all_close(r.cache.rstd, f64({r0, r1}, {2}), 1e-12, 1e-12));
+  EXPECT_TRUE(r.cache.training);
+  // running_mean = 0.9 * 0 + 0.1 * 2; running_var = 0.9 * 1 + 0.1 * unbiased.
+  EXPECT_TRUE(all_close(r.running_mean, f64({0.2, 0.2}, {2}), 1e-12, 0));
+  EXPECT_TRUE(all_close(r.running_var, f64({1.0, 2.1}, {2}), 1e-12, 0));
+}
+
+TEST(BatchNorm, RunningStatsConvergeToPopulationStats) {
+  // Repeating the same batch with momentum 0.5: running stats approach mean and unbiased var.
+  Tensor x = f64({1, 2, 3, 4}, {4, 1});
+  Tensor w = f64({1}, {1}), b = f64({0}, {1});
+  Tensor rm = f64({10}, {1}), rv = f64({10}, {1});
+  for (int i = 0; i < 60; ++i) {
+    BatchNormRun r = bn_train(x, w, b, rm, rv, 0.5, 1e-5);
+    rm = r.running_mean;
+    rv = r.running_var;
+  }
+  EXPECT_NEAR(rm.item(), 2.5, 1e-12);
+  EXPECT_NEAR(rv.item(), 5.0 / 3.0, 1e-12);
+}
+
+TEST(BatchNorm, EvalUsesRunningStats) {
+  const double eps = 1e-5;
+  Tensor x = f64({1, 0, 2, 4}, {2, 2});
+  Tensor w = f64({2.0, 1.0}, {2}), b = f64({0.5, 0.0}, {2});
+  Tensor rm = f64({1.0, -1.0}, {2}), rv = f64({4.0, 0.25}, {2});
+  BatchNormRun r = bn_eval(x, w, b, rm, rv, eps);
+  const double r0 = 1.0 / std::sqrt(4.0 + eps), r1 = 1.0 / std::sqrt(0.25 + eps);
+  const std::vector<double> expected = {(1 - 1) * r0 * 2 + 0.5, (0 + 1) * r1,
+                                        (2 - 1) * r0 * 2 + 0.5, (4 + 1) * r1};
+  EXPECT_TRUE(all_close(r.out, f64(expected, {2, 2}), 1e-12, 1e-12));
+  EXPECT_FALSE(r.cache.training);
+  EXPECT_TRUE(testing::bitwise_equal(r.cache.mean, rm));
+  EXPECT_TRUE(all_close(r.cache.rstd, f64({r0, r1}, {2}), 1e-12, 1e-12));
+  // One row is fine in eval mode.
+  BatchNormRun one = bn_eval(f64({3, 3}, {1, 2}), w, b, rm, rv, eps);
+  EXPECT_NEAR(one.out.to_vector<double>()[0], 2 * r0 * 2 + 0.5, 1e-12);
+}
+
+TEST(BatchNorm, TrainingOutputIsStandardised) {
+  Generator g(5);
+  Tensor x = Tensor::randn({50, 7}, g, Dtype::F64, Device::cpu(), 3.0, 2.0);
+  Tensor ones = Tensor::full({7}, 1.0, Dtype::F64), zeros = Tensor::zeros({7}, Dtype::F64);
+  BatchNormRun r = bn_train(x, ones, zeros, zeros, ones, 0.1, 0.0);
+  const std::vector<double> o = r.out.to_vector<double>();
+  for (int64_t c = 0; c < 7; ++c) {
+    double s = 0, sq = 0;
+    for (int64_t i = 0; i < 50; ++i) { s += o[i * 7 + c]; sq += o[i * 7 + c] * o[i * 7 + c]; }
+    EXPECT_NEAR(s / 50, 0.0, 1e-12);
+    EXPECT_NEAR(sq / 50, 1.0, 1e-12);
+  }
+}
+
+TEST(BatchNorm, TrainingNeedsTwoRowsAndChecksShapes) {
+  Tensor w = f64({1, 1}, {2}), b = f64({0, 0}, {2});
+  expect_error_mentions([&] { bn_train(f64({1, 2}, {1, 2}), w, b, b, w, 0.1, 1e-5); },
+                        {"batchnorm_forward_train", "N = 1"});
+  expect_error_mentions([&] { bn_train(Tensor::zeros({0, 2}, Dtype::F64), w, b, b, w, 0.1, 1e-5); },
+                        {"N = 0"});
+  expect_error_mentions([&] { bn_train(Tensor::zeros({4, 3}, Dtype::F64), w, b, b, w, 0.1, 1e-5); },
+                        {"batchnorm_forward_train", "weight", "[3]"});
+  expect_error_mentions([&] { bn_train(Tensor::zeros({4, 2}), w, b, b, w, 0.1, 1e-5); },
+                        {"weight", "dtype"});
+  expect_error_mentions(
+      [&] {
+        Tensor x1 = Tensor::zeros({4}, Dtype::F64), out = Tensor::zeros({4}, Dtype::F64);
+        BatchNormCache cache{b.clone(), b.clone(), true};
+        Tensor rm = b.clone(), rv = w.clone();
+        batchnorm_forward_train(out, cache, rm, rv, x1, w, b, 0.1, 1e-5);
+      },
+      {"batchnorm_forward_train", "x", "2 dimensions"});
+  expect_error_mentions([&] { bn_train(Tensor::zeros({4, 2}, Dtype::F64), w, b, b, w, 1.5, 1e-5); },
+                        {"momentum"});
+  // Backward: wrong upstream gradient shape.
+  BatchNormRun r = bn_train(Tensor::zeros({4, 2}, Dtype::F64), w, b, b, w, 0.1, 1e-5);
+  Tensor dx = Tensor::zeros({4, 2}, Dtype::F64), dw = Tensor::zeros({2}, Dtype::F64);
+  Tensor db = Tensor::zeros({2}, Dtype::F64);
+  expect_error_mentions(
+      [&] {
+        batchnorm_backward(dx, dw, db, Tensor::zeros({4, 3}, Dtype::F64),
+                           Tensor::zeros({4, 2}, Dtype::F64), w, r.cache);
+      },
+      {"batchnorm_backward", "dL_dout", "[4, 3]"});
+}
+
+// ---------------------------------------------------------------- LayerNorm / RMSNorm helpers
+
+struct RowNormRun {
+  Tensor out;
+  LayerNormCache ln;
+  RMSNormCache rms;
+};
+
+RowNormRun ln_forward(const Tensor& x, const Tensor& w, const Tensor& b, double eps) {
+  RowNormRun r;
+  r.out = Tensor::empty(x.shape(), x.dtype(), x.device());
+  r.ln.mean = Tensor::empty({x.size(0)}, x.dtype(), x.device());
+  r.ln.rstd = Tensor::empty({x.size(0)}, x.dtype(), x.device());
+  layernorm_forward(r.out, r.ln, x, w, b, eps);
+  return r;
+}
+
+RowNormRun rms_forward(const Tensor& x, const Tensor& w, double eps) {
+  RowNormRun r;
+  r.out = Tensor::empty(x.shape(), x.dtype(), x.device());
+  r.rms.rstd = Tensor::empty({x.size(0)}, x.dtype(), x.device());
+  rmsnorm_forward(r.out, r.rms, x, w, eps);
+  return r;
+}
+
+TEST(LayerNorm, HandValues) {
+  // Row 0 = 1, 2, 3: mean 2, biased var 2/3. Row 1 is constant: xhat = 0, out = bias.
+  const double eps = 1e-5;
+  Tensor x = f64({1, 2, 3, 5, 5, 5}, {2, 3});
+  Tensor w = f64({1.0, 2.0, -1.0}, {3}), b = f64({0.0, 0.5, 1.0}, {3});
+  RowNormRun r = ln_forward(x, w, b, eps);
+  const double r0 = 1.0 / std::sqrt(2.0 / 3.0 + eps), r1 = 1.0 / std::sqrt(eps);
+  EXPECT_TRUE(all_close(r.out, f64({-r0, 0.5, -r0 + 1.0, 0.0, 0.5, 1.0}, {2, 3}), 1e-12, 1e-12));
+  EXPECT_TRUE(all_close(r.ln.mean, f64({2, 5}, {2}), 1e-12, 0));
+  EXPECT_TRUE(all_close(r.ln.rstd, f64({r0, r1}, {2}), 1e-12, 1e-12));
+}
+
+TEST(LayerNorm, RowsAreStandardised) {
+  Generator g(9);
+  Tensor x = Tensor::randn({6, 40}, g, Dtype::F64, Device::cpu(), -2.0, 3.0);
+  RowNormRun r = ln_forward(x, Tensor::full({40}, 1.0, Dtype::F64), Tensor::zeros({40}, Dtype::F64),
+                            0.0);
+  const std::vector<double> o = r.out.to_vector<double>();
+  for (int64_t i = 0; i < 6; ++i) {
+    double s = 0, sq = 0;
+    for (int64_t c = 0; c < 40; ++c) { s += o[i * 40 + c]; sq += o[i * 40 + c] * o[i * 40 + c]; }
+    EXPECT_NEAR(s / 40, 0.0, 1e-12);
+    EXPECT_NEAR(sq / 40, 1.0, 1e-12);
+  }
+}
+
+TEST(RMSNorm, HandValues) {
+  // Row 0 = 3, 4: mean square 12.5. Row 1 = 0, 0: out 0.
+  const double eps = 1e-6;
+  Tensor x = f64({3, 4, 0, 0}, {2, 2});
+  Tensor w = f64({2.0, 0.5}, {2});
+  RowNormRun r = rms_forward(x, w, eps);
+  const double r0 = 1.0 / std::sqrt(12.5 + eps);
+  EXPECT_TRUE(all_close(r.out, f64({6 * r0, 2 * r0, 0, 0}, {2, 2}), 1e-12, 1e-12));
+  EXPECT_TRUE(all_close(r.rms.rstd, f64({r0, 1.0 / std::sqrt(eps)}, {2}), 1e-9, 1e-12));
+}
+
+TEST(LayerNorm, ErrorsAndEmpty) {
+  Tensor w = f64({1, 1, 1}, {3}), b = f64({0, 0, 0}, {3});
+  expect_error_mentions([&] { ln_forward(Tensor::zeros({2, 4}, Dtype::F64), w, b, 1e-5); },
+                        {"layernorm_forward", "weight", "[4]"});
+  expect_error_mentions([&] { rms_forward(Tensor::zeros({2, 3}), w, 1e-5); },
+                        {"rmsnorm_forward", "weight", "dtype"});
+  expect_error_mentions([&] { ln_forward(Tensor::zeros({2, 3}, Dtype::I32), w, b, 1e-5); },
+                        {"layernorm_forward", "x", "i32"});
+  expect_error_mentions(
+      [&] {
+        ln_forward(Tensor::zeros({2, 0}, Dtype::F64), Tensor::zeros({0}, Dtype::F64),
+                   Tensor::zeros({0}, Dtype::F64), 1e-5);
+      },
+      {"C >= 1"});
+  // Zero rows: nothing to do, no error.
+  RowNormRun e = ln_forward(Tensor::zeros({0, 3}, Dtype::F64), w, b, 1e-5);
+  EXPECT_EQ(e.out.numel(), 0);
+  RowNormRun e2 = rms_forward(Tensor::zeros({0, 3}, Dtype::F64), w, 1e-5);
+  EXPECT_EQ(e2.out.numel(), 0);
+}
+
+// ---------------------------------------------------------------- F64 gradient checks
+
+// Checks every (input, analytic gradient) pair against central differences of
+// loss = dot(G, forward()), where forward reads the inputs' current contents.
+void expect_gradients(const std::function<Tensor()>& forward, const Tensor& G,
+                      const std::vector<std::pair<Tensor*, Tensor>>& cases) {
+  auto loss = [&] { return dot(G, forward()); };
+  for (const auto& [input, analytic] : cases) {
+    EXPECT_TRUE(gradient_matches(loss, *input, analytic)) << input->describe();
+  }
+}
+
+struct Params {
+  Tensor x, w, b, G;
+};
+
+Params random_params(int64_t n, int64_t c, uint64_t seed) {
+  Generator g(seed);
+  Params p;
+  p.x = Tensor::randn({n, c}, g, Dtype::F64, Device::cpu(), 0.5, 1.5);
+  p.w = Tensor::randn({c}, g, Dtype::F64, Device::cpu(), 1.0, 0.5);
+  p.b = Tensor::randn({c}, g, Dtype::F64);
+  p.G = Tensor::randn({n, c}, g, Dtype::F64);
+  return p;
+}
+
+TEST(BatchNorm, GradientsTrainingF64) {
+  Params p = random_params(6, 5, 1);
+  Tensor rm = Tensor::zeros({5}, Dtype::F64), rv = Tensor::full({5}, 1.0, Dtype::F64);
+  BatchNormRun r = bn_train(p.x, p.w, p.b, rm, rv, 0.1, 1e-5);
+  Tensor dx = Tensor::full({6, 5}, 99.0, Dtype::F64);  // overwritten
+  // Parameter gradients accumulate: start from 1 and subtract it afterwards.
+  Tensor dw = Tensor::full({5}, 1.0, Dtype::F64), db = Tensor::full({5}, 1.0, Dtype::F64);
+  batchnorm_backward(dx, dw, db, p.G, p.x, p.w, r.cache);
+  Tensor dw0 = Tensor::zeros({5}, Dtype::F64), db0 = Tensor::zeros({5}, Dtype::F64);
+  batchnorm_backward(dx, dw0, db0, p.G, p.x, p.w, r.cache);
+  {
+    std::vector<double> a = dw.to_vector<double>(), z = dw0.to_vector<double>();
+    for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], z[i] + 1.0, 1e-12);
+  }
+  expect_gradients([&] { return bn_train(p.x, p.w, p.b, rm, rv, 0.1, 1e-5).out; }, p.G,
+                   {{&p.x, dx}, {&p.w, dw0}, {&p.b, db0}});
+}
+
+TEST(BatchNorm, GradientsEvalF64) {
+  Params p = random_params(4, 3, 2);
+  Tensor rm = f64({0.3, -0.2, 1.0}, {3}), rv = f64({0.5, 2.0, 1.5}, {3});
+  BatchNormRun r = bn_eval(p.x, p.w, p.b, rm, rv, 1e-5);
+  Tensor dx = Tensor::empty({4, 3}, Dtype::F64);
+  Tensor dw = Tensor::zeros({3}, Dtype::F64), db = Tensor::zeros({3}, Dtype::F64);
+  batchnorm_backward(dx, dw, db, p.G, p.x, p.w, r.cache);
+  expect_gradients([&] { return bn_eval(p.x, p.w, p.b, rm, rv, 1e-5).out; }, p.G,
+                   {{&p.x, dx}, {&p.w, dw}, {&p.b, db}});
+}
+
+TEST(LayerNorm, GradientsF64) {
+  Params p = random_params(5, 7, 3);
+  RowNormRun r = ln_forward(p.x, p.w, p.b, 1e-5);
+  Tensor dx = Tensor::full({5, 7}, 99.0, Dtype::F64);
+  Tensor dw = Tensor::full({7}, 2.0, Dtype::F64), db = Tensor::full({7}, 2.0, Dtype::F64);
+  layernorm_backward(dx, dw, db, p.G, p.x, p.w, r.ln);
+  // Accumulation: subtract the starting 2.
+  std::vector<double> vw = dw.to_vector<double>(), vb = db.to_vector<double>();
+  for (auto& v : vw) v -= 2.0;
+  for (auto& v : vb) v -= 2.0;
+  expect_gradients([&] { return ln_forward(p.x, p.w, p.b, 1e-5).out; }, p.G,
+                   {{&p.x, dx}, {&p.w, f64(vw, {7})}, {&p.b, f64(vb, {7})}});
+}
+
+TEST(RMSNorm, GradientsF64) {
+  Params p = random_params(5, 6, 4);
+  RowNormRun r = rms_forward(p.x, p.w, 1e-6);
+  Tensor dx = Tensor::full({5, 6}, 99.0, Dtype::F64);
+  Tensor dw = Tensor::full({6}, -1.0, Dtype::F64);
+  rmsnorm_backward(dx, dw, p.G, p.x, p.w, r.rms);
+  std::vector<double> vw = dw.to_vector<double>();
+  for (auto& v : vw) v += 1.0;
+  expect_gradients([&] { return rms_forward(p.x, p.w, 1e-6).out; }, p.G,
+                   {{&p.x, dx}, {&p.w, f64(vw, {6})}});
+}
+
+// ---------------------------------------------------------------- CUDA vs CPU
+
+// f32: CPU statistics are accumulated in double, CUDA in float with a different order:
+// atol 1e-4, rtol 1e-4 (sums over up to 257 terms of O(1) values). f64: atol/rtol 1e-10.
+double atol_for(Dtype dt) { return dt == Dtype::F32 ? 1e-4 : 1e-10; }
+double rtol_for(Dtype dt) { return dt == Dtype::F32 ? 1e-4 : 1e-10; }
+
+struct DeviceParams {
+  Tensor x, w, b, G, rm, rv;
+};
+
+DeviceParams random_device_params(int64_t n, int64_t c, Dtype dt, uint64_t seed) {
+  Generator g(seed);
+  DeviceParams p;
+  p.x = Tensor::randn({n, c}, g, dt, Device::cpu(), 0.5, 1.5);
+  p.w = Tensor::randn({c}, g, dt, Device::cpu(), 1.0, 0.5);
+  p.b = Tensor::randn({c}, g, dt);
+  p.G = Tensor::randn({n, c}, g, dt);
+  p.rm = Tensor::randn({c}, g, dt);
+  p.rv = Tensor::rand_uniform({c}, g, 0.5, 2.0, dt);
+  return p;
+}
+
+DeviceParams to_cuda(const DeviceParams& p) {
+  const Device d = Device::cuda();
+  return {p.x.to(d), p.w.to(d), p.b.to(d), p.G.to(d), p.rm.to(d), p.rv.to(d)};
+}
+
+#define EXPECT_CLOSE(a, b, dt) EXPECT_TRUE(all_close(a, b, atol_for(dt), rtol_for(dt)))
+
+TEST(BatchNormCuda, MatchesCpu) {
+  LAPIS_REQUIRE_CUDA_OR_SKIP();
+  for (Dtype dt : {Dtype::F32, Dtype::F64}) {
+    for (int64_t n : testing::odd_sizes()) {
+      for (int64_t c : {int64_t(1), int64_t(7), int64_t(33), int64_t(70)}) {
+        SCOPED_TRACE(::testing::Message() << dtype_name(dt) << " n=" << n << " c=" << c);
+        DeviceParams h = random_device_params(n, c, dt, 10 * n + c);
+        DeviceParams d = to_cuda(h);
+        for (bool training : {true, false}) {
+          if (training && n < 2) continue;
+          BatchNormRun rh = training ? bn_train(h.x, h.w, h.b, h.rm, h.rv, 0.1, 1e-5)
+                                     : bn_eval(h.x, h.w, h.b, h.rm, h.rv, 1e-5);
+          BatchNormRun rd = training ? bn_train(d.x, d.w, d.b, d.rm, d.rv, 0.1, 1e-5)
+                                     : bn_eval(d.x, d.w, d.b, d.rm, d.rv, 1e-5);
+          EXPECT_CLOSE(rd.out, rh.out, dt);
+          EXPECT_CLOSE(rd.cache.mean, rh.cache.mean, dt);
+          EXPECT_CLOSE(rd.cache.rstd, rh.cache.rstd, dt);
+          EXPECT_EQ(rd.cache.training, training);
+          if (training) {
+            EXPECT_CLOSE(rd.running_mean, rh.running_mean, dt);
+            EXPECT_CLOSE(rd.running_var, rh.running_var, dt);
+          }
+          Tensor dxh = Tensor::empty({n, c}, dt), dxd = Tensor::empty({n, c}, dt, Device::cuda());
+          Tensor dwh = Tensor::full({c}, 0.5, dt), dbh = Tensor::full({c}, 0.5, dt);
+          Tensor dwd = dwh.to(Device::cuda()), dbd = dbh.to(Device::cuda());
+          batchnorm_backward(dxh, dwh, dbh, h.G, h.x, h.w, rh.cache);
+          batchnorm_backward(dxd, dwd, dbd, d.G, d.x, d.w, rd.cache);
+          EXPECT_CLOSE(dxd, dxh, dt);
+          EXPECT_CLOSE(dwd, dwh, dt);
+          EXPECT_CLOSE(dbd, dbh, dt);
+          // Deterministic: a second run gives the same bits.
+          Tensor dxd2 = Tensor::empty({n, c}, dt, Device::cuda());
+          Tensor dwd2 = Tensor::full({c}, 0.5, dt, Device::cuda());
+          Tensor dbd2 = Tensor::full({c}, 0.5, dt, Device::cuda());
+          batchnorm_backward(dxd2, dwd2, dbd2, d.G, d.x, d.w, rd.cache);
+          EXPECT_TRUE(testing::bitwise_equal(dwd2, dwd));
+          EXPECT_TRUE(testing::bitwise_equal(dxd2, dxd));
+        }
+      }
+    }
+  }
+}
+
+TEST(LayerNormCuda, MatchesCpu) {
+  LAPIS_REQUIRE_CUDA_OR_SKIP();
+  for (Dtype dt : {Dtype::F32, Dtype::F64}) {
+    for (int64_t n : testing::odd_sizes()) {
+      for (int64_t c : testing::odd_sizes()) {
+        SCOPED_TRACE(::testing::Message() << dtype_name(dt) << " n=" << n << " c=" << c);
+        DeviceParams h = random_device_params(n, c, dt, 1000 * n + c);
+        DeviceParams d = to_cuda(h);
+        RowNormRun rh = ln_forward(h.x, h.w, h.b, 1e-5), rd = ln_forward(d.x, d.w, d.b, 1e-5);
+        EXPECT_CLOSE(rd.out, rh.out, dt);
+        EXPECT_CLOSE(rd.ln.mean, rh.ln.mean, dt);
+        EXPECT_CLOSE(rd.ln.rstd, rh.ln.rstd, dt);
+        Tensor dxh = Tensor::empty({n, c}, dt), dxd = Tensor::empty({n, c}, dt, Device::cuda());
+        Tensor dwh = Tensor::full({c}, 0.5, dt), dbh = Tensor::full({c}, -0.5, dt);
+        Tensor dwd = dwh.to(Device::cuda()), dbd = dbh.to(Device::cuda());
+        layernorm_backward(dxh, dwh, dbh, h.G, h.x, h.w, rh.ln);
+        layernorm_backward(dxd, dwd, dbd, d.G, d.x, d.w, rd.ln);
+        EXPECT_CLOSE(dxd, dxh, dt);
+        EXPECT_CLOSE(dwd, dwh, dt);
+        EXPECT_CLOSE(dbd, dbh, dt);
+
+        RowNormRun sh = rms_forward(h.x, h.w, 1e-6), sd = rms_forward(d.x, d.w, 1e-6);
+        EXPECT_CLOSE(sd.out, sh.out, dt);
+        EXPECT_CLOSE(sd.rms.rstd, sh.rms.rstd, dt);
+        Tensor dwh2 = Tensor::full({c}, 0.5, dt), dwd2 = dwh2.to(Device::cuda());
+        rmsnorm_backward(dxh, dwh2, h.G, h.x, h.w, sh.rms);
+        rmsnorm_backward(dxd, dwd2, d.G, d.x, d.w, sd.rms);
+        EXPECT_CLOSE(dxd, dxh, dt);
+        EXPECT_CLOSE(dwd2, dwh2, dt);
+      }
+    }
+  }
+}
+
+TEST(NormCuda, EmptyInputsAndDeviceMismatch) {
+  LAPIS_REQUIRE_CUDA_OR_SKIP();
+  const Device d = Device::cuda();
+  Tensor x = Tensor::zeros({0, 5}, Dtype::F32, d);
+  Tensor w = Tensor::full({5}, 1.0, Dtype::F32, d), b = Tensor::zeros({5}, Dtype::F32, d);
+  RowNormRun r = ln_forward(x, w, b, 1e-5);
+  EXPECT_EQ(r.out.numel(), 0);
+  RowNormRun s = rms_forward(x, w, 1e-5);
+  EXPECT_EQ(s.out.numel(), 0);
+  Tensor dx = Tensor::zeros({0, 5}, Dtype::F32, d), dw = Tensor::zeros({5}, Dtype::F32, d);
+  Tensor db = Tensor::zeros({5}, Dtype::F32, d);
+  layernorm_backward(dx, dw, db, x, x, w, r.ln);
+  for (float v : dw.to_vector<float>()) EXPECT_EQ(v, 0.0f);
+  // Eval BatchNorm with zero rows still fills the cache.
+  BatchNormRun e = bn_eval(x, w, b, b, w, 0.0);
+  for (float v : e.cache.rstd.to_vector<float>()) EXPECT_FLOAT_EQ(v, 1.0f);
+  expect_error_mentions([&] { ln_forward(Tensor::zeros({2, 5}), w, b, 1e-5); },
+                        {"layernorm_forward", "cuda"});
+}
+
+}  // namespace
+}  // namespace lapis
