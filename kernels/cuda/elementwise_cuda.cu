@@ -1,6 +1,7 @@
 #include "kernels/cuda/elementwise_cuda.h"
 
 #include "core/cuda/cuda_check.h"
+#include "kernels/cuda/device_utils.cuh"
 #include "core/random.h"
 
 namespace lapis {
@@ -8,16 +9,6 @@ namespace cuda {
 namespace {
 
 constexpr int kBlock = 256;
-
-// Grid-stride loop over n elements.
-#define LAPIS_KERNEL_LOOP(i, n)                                                      \
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < (n); \
-       i += static_cast<int64_t>(blockDim.x) * gridDim.x)
-
-__device__ inline float dev_erf(float x) { return erff(x); }
-__device__ inline double dev_erf(double x) { return erf(x); }
-__device__ inline float dev_exp(float x) { return expf(x); }
-__device__ inline double dev_exp(double x) { return exp(x); }
 
 template <typename scalar_t>
 __global__ void add_kernel(scalar_t* out, const scalar_t* a, const scalar_t* b, int64_t n) {

@@ -1,6 +1,7 @@
 #include "kernels/cuda/loss_cuda.h"
 
 #include "core/cuda/cuda_check.h"
+#include "kernels/cuda/device_utils.cuh"
 
 namespace lapis {
 namespace cuda {
@@ -9,42 +10,6 @@ namespace {
 constexpr int kBlock = 256;
 constexpr int kFinalBlock = 1024;
 constexpr int kMaxPartials = 1024;  // blocks of the first reduction pass (<= kFinalBlock)
-constexpr unsigned kFullMask = 0xffffffffu;
-
-__device__ inline float dev_exp(float x) { return expf(x); }
-__device__ inline double dev_exp(double x) { return exp(x); }
-__device__ inline float dev_log(float x) { return logf(x); }
-__device__ inline double dev_log(double x) { return log(x); }
-
-// Butterfly all-reduce within a warp: every lane ends with the same (bitwise) value, since
-// each step adds the same two operands on both partner lanes.
-template <typename T>
-__device__ T warp_all_sum(T v) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(kFullMask, v, o);
-  return v;
-}
-template <typename T>
-__device__ T warp_all_max(T v) {
-  for (int o = 16; o > 0; o >>= 1) v = max(v, __shfl_xor_sync(kFullMask, v, o));
-  return v;
-}
-
-// Deterministic sum over the block (blockDim.x a multiple of 32); the result is valid in
-// thread 0. Every thread of the block must call it.
-template <typename T>
-__device__ T block_sum(T v) {
-  __shared__ double raw[32];  // double storage serves float and double
-  T* shared = reinterpret_cast<T*>(raw);
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  v = warp_all_sum(v);
-  __syncthreads();  // an earlier call may still be reading shared
-  if (lane == 0) shared[warp] = v;
-  __syncthreads();
-  const int warps = blockDim.x >> 5;
-  v = threadIdx.x < warps ? shared[threadIdx.x] : T(0);
-  if (warp == 0) v = warp_all_sum(v);
-  return v;
-}
 
 // Pass 1 of mean(|p - t|) or mean((p - t)^2): each block sums a grid-stride slice into
 // partial[blockIdx.x]. The partition depends only on n, so the result is deterministic.

@@ -1,6 +1,7 @@
 #include "kernels/cuda/reduce_cuda.h"
 
 #include "core/cuda/cuda_check.h"
+#include "kernels/cuda/device_utils.cuh"
 
 namespace lapis {
 namespace cuda {
@@ -10,39 +11,11 @@ constexpr int kBlock = 256;
 constexpr int kFinalBlock = 1024;
 constexpr int kMaxPartials = 1024;  // blocks of the first reduce_all pass (<= kFinalBlock)
 constexpr int kRowsPerBlock = kBlock / 32;  // one warp per row
-constexpr unsigned kFullMask = 0xffffffffu;
-
-#define LAPIS_KERNEL_LOOP(i, n)                                                          \
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < (n); \
-       i += static_cast<int64_t>(blockDim.x) * gridDim.x)
 
 // Divisor for a reduction over `count` items: the count for a mean (1 when empty, so the mean
 // of nothing is 0), 1 for a sum. Same rule as the CPU reference.
 double divisor(Reduce kind, int64_t count) {
   return kind == Reduce::Mean && count > 0 ? static_cast<double>(count) : 1.0;
-}
-
-// Butterfly all-reduce within a warp (every lane ends with the same value).
-template <typename T>
-__device__ T warp_all_sum(T v) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(kFullMask, v, o);
-  return v;
-}
-
-// Deterministic block sum (blockDim.x a multiple of 32), valid in thread 0; all threads call.
-template <typename T>
-__device__ T block_sum(T v) {
-  __shared__ double raw[32];  // double storage serves float and double
-  T* shared = reinterpret_cast<T*>(raw);
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  v = warp_all_sum(v);
-  __syncthreads();
-  if (lane == 0) shared[warp] = v;
-  __syncthreads();
-  const int warps = blockDim.x >> 5;
-  v = threadIdx.x < warps ? shared[threadIdx.x] : T(0);
-  if (warp == 0) v = warp_all_sum(v);
-  return v;
 }
 
 // Column sums of x [N, C] (axis 0). Block (32, 8): threadIdx.x picks a column (coalesced),

@@ -1,6 +1,7 @@
 #include "kernels/cuda/softmax_cuda.h"
 
 #include "core/cuda/cuda_check.h"
+#include "kernels/cuda/device_utils.cuh"
 
 namespace lapis {
 namespace cuda {
@@ -8,22 +9,6 @@ namespace {
 
 constexpr int kBlock = 256;
 constexpr int kRowsPerBlock = kBlock / 32;  // one warp per row
-constexpr unsigned kFullMask = 0xffffffffu;
-
-__device__ inline float dev_exp(float x) { return expf(x); }
-__device__ inline double dev_exp(double x) { return exp(x); }
-
-// Butterfly all-reduce: every lane ends with the same value.
-template <typename T>
-__device__ T warp_all_sum(T v) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(kFullMask, v, o);
-  return v;
-}
-template <typename T>
-__device__ T warp_all_max(T v) {
-  for (int o = 16; o > 0; o >>= 1) v = max(v, __shfl_xor_sync(kFullMask, v, o));
-  return v;
-}
 
 // Each lane reads and writes only its own columns, so out may alias x.
 template <typename scalar_t>
