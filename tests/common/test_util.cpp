@@ -64,6 +64,16 @@ std::vector<double> host_f64(const Tensor& t) { return t.to(Dtype::F64).to_vecto
   return ::testing::AssertionSuccess();
 }
 
+void expect_error_mentions(const std::function<void()>& fn, const std::vector<std::string>& parts) {
+  try {
+    fn();
+    ADD_FAILURE() << "expected a lapis::Error";
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    for (const auto& p : parts) EXPECT_NE(what.find(p), std::string::npos) << what;
+  }
+}
+
 double dot(const Tensor& a, const Tensor& b) {
   const std::vector<double> x = host_f64(a), y = host_f64(b);
   double s = 0.0;

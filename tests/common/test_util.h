@@ -31,6 +31,9 @@ inline const std::vector<int64_t>& odd_sizes() {
 // Bitwise equality of two tensors (same dtype and shape).
 ::testing::AssertionResult bitwise_equal(const Tensor& a, const Tensor& b);
 
+// Runs fn and expects a lapis::Error whose message contains every one of parts.
+void expect_error_mentions(const std::function<void()>& fn, const std::vector<std::string>& parts);
+
 // Sum of a * b over all elements (F64 on the host).
 double dot(const Tensor& a, const Tensor& b);
 

@@ -19,15 +19,7 @@ Tensor f64(const std::vector<double>& v, const Shape& s) {
   return Tensor::from_vector<double>(v, s);
 }
 
-void expect_error_mentions(const std::function<void()>& fn, const std::vector<std::string>& parts) {
-  try {
-    fn();
-    ADD_FAILURE() << "expected a lapis::Error";
-  } catch (const Error& e) {
-    const std::string what = e.what();
-    for (const auto& p : parts) EXPECT_NE(what.find(p), std::string::npos) << what;
-  }
-}
+using testing::expect_error_mentions;
 
 TEST(ConcatCols, ForwardAndBackwardByHand) {
   Tensor a = f64({1, 2, 3, 4}, {2, 2});

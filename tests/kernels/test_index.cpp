@@ -27,15 +27,7 @@ Tensor i32(const std::vector<int32_t>& v) {
   return Tensor::from_vector<int32_t>(v, {static_cast<int64_t>(v.size())});
 }
 
-void expect_error_mentions(const std::function<void()>& fn, const std::vector<std::string>& parts) {
-  try {
-    fn();
-    ADD_FAILURE() << "expected a lapis::Error";
-  } catch (const Error& e) {
-    const std::string what = e.what();
-    for (const auto& p : parts) EXPECT_NE(what.find(p), std::string::npos) << what;
-  }
-}
+using testing::expect_error_mentions;
 
 Tensor like(const Tensor& ref, const Shape& shape) {
   return Tensor::full(shape, 77.0, ref.dtype(), ref.device());  // garbage to be overwritten

@@ -21,15 +21,7 @@ Tensor f64(const std::vector<double>& v, const Shape& s) {
   return Tensor::from_vector<double>(v, s);
 }
 
-void expect_error_mentions(const std::function<void()>& fn, const std::vector<std::string>& parts) {
-  try {
-    fn();
-    ADD_FAILURE() << "expected a lapis::Error";
-  } catch (const Error& e) {
-    const std::string what = e.what();
-    for (const auto& p : parts) EXPECT_NE(what.find(p), std::string::npos) << what;
-  }
-}
+using testing::expect_error_mentions;
 
 // ---------------------------------------------------------------- BatchNorm, hand values
 
