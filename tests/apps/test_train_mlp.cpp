@@ -9,6 +9,7 @@
 
 #include "apps/lapis/digits.h"
 #include "apps/lapis/train_mlp.h"
+#include "core/cuda_api.h"
 #include "tests/common/test_util.h"
 
 namespace lapis {
@@ -158,6 +159,19 @@ TEST(TrainMlpCuda, MatchesCpu) {
     // At most 2 of the 360 test images may flip near a decision boundary.
     EXPECT_NEAR(gpu.test_acc[i], cpu.test_acc[i], 2.0 / 360 + 1e-12) << "epoch " << i + 1;
   }
+}
+
+// The caching allocator's promise: once the sizes of a training run have been seen, training does
+// no cudaMalloc at all. A second identical run must be served entirely from the cache.
+TEST(TrainMlpCuda, SteadyStateDoesNoCudaMalloc) {
+  LAPIS_REQUIRE_CUDA_OR_SKIP();
+  train_mlp(small_run(Device::cuda(), 2), nullptr);
+  const cuda::AllocatorStats before = cuda::allocator_stats();
+  train_mlp(small_run(Device::cuda(), 2), nullptr);
+  const cuda::AllocatorStats after = cuda::allocator_stats();
+  EXPECT_EQ(after.cuda_malloc_calls, before.cuda_malloc_calls);
+  EXPECT_EQ(after.cuda_free_calls, before.cuda_free_calls);
+  EXPECT_GT(after.cache_hits, before.cache_hits);
 }
 
 TEST(TrainMlp, ReachesHighAccuracyIn30Epochs) {
