@@ -1,0 +1,174 @@
+#include "models/gt/graph_transformer_layer.h"
+
+#include "kernels/elementwise.h"
+
+namespace lapis {
+namespace gt {
+
+NormKind parse_norm_kind(const std::string& name) {
+  if (name == "batch") return NormKind::Batch;
+  if (name == "layer") return NormKind::Layer;
+  LAPIS_FAIL("parse_norm_kind", "unknown norm '", name, "' (expected batch or layer)");
+}
+
+const char* norm_kind_name(NormKind kind) { return kind == NormKind::Batch ? "batch" : "layer"; }
+
+Norm::Norm(NormKind kind, int64_t channels) : kind_(kind) {
+  if (kind == NormKind::Batch) {
+    batch_ = std::make_unique<nn::BatchNorm1d>(channels);
+    register_child("bn", batch_.get());
+  } else {
+    layer_ = std::make_unique<nn::LayerNorm>(channels);
+    register_child("ln", layer_.get());
+  }
+}
+
+Tensor Norm::forward(const Tensor& x, NormCtx& ctx) {
+  return kind_ == NormKind::Batch ? batch_->forward(x, ctx.batch) : layer_->forward(x, ctx.layer);
+}
+
+Tensor Norm::backward(const Tensor& dL_dout, const NormCtx& ctx) {
+  return kind_ == NormKind::Batch ? batch_->backward(dL_dout, ctx.batch)
+                                  : layer_->backward(dL_dout, ctx.layer);
+}
+
+namespace {
+uint64_t draw_seed(Generator& gen) { return random_bits(gen.seed(), gen.advance(1)); }
+}  // namespace
+
+GraphTransformerLayer::GraphTransformerLayer(const GraphTransformerLayerOptions& options,
+                                             Generator& gen)
+    : options_(options) {
+  const int64_t C = options.channels;
+  LAPIS_CHECK(C > 0 && options.heads > 0 && C % options.heads == 0, "GraphTransformerLayer",
+              "channels (", C, ") must be a positive multiple of heads (", options.heads, ")");
+  LAPIS_CHECK(options.dropout >= 0.0 && options.dropout < 1.0, "GraphTransformerLayer",
+              "dropout must be in [0, 1), got ", options.dropout);
+  q_ = std::make_unique<nn::Linear>(C, C, false, gen);
+  k_ = std::make_unique<nn::Linear>(C, C, false, gen);
+  v_ = std::make_unique<nn::Linear>(C, C, false, gen);
+  o_h_ = std::make_unique<nn::Linear>(C, C, true, gen);
+  drop_h_ = std::make_unique<nn::Dropout>(options.dropout, draw_seed(gen));
+  norm1_h_ = std::make_unique<Norm>(options.norm, C);
+  norm2_h_ = std::make_unique<Norm>(options.norm, C);
+  ffn_h_ = std::make_unique<nn::MLP>(std::vector<int64_t>{C, 2 * C, C}, Activation::ReLU,
+                                     options.dropout, gen);
+  register_child("Q", q_.get());
+  register_child("K", k_.get());
+  register_child("V", v_.get());
+  register_child("O_h", o_h_.get());
+  register_child("drop_h", drop_h_.get());
+  register_child("norm1_h", norm1_h_.get());
+  register_child("ffn_h", ffn_h_.get());
+  register_child("norm2_h", norm2_h_.get());
+  if (options.edge_features) {
+    e_ = std::make_unique<nn::Linear>(C, C, false, gen);
+    o_e_ = std::make_unique<nn::Linear>(C, C, true, gen);
+    drop_e_ = std::make_unique<nn::Dropout>(options.dropout, draw_seed(gen));
+    norm1_e_ = std::make_unique<Norm>(options.norm, C);
+    norm2_e_ = std::make_unique<Norm>(options.norm, C);
+    ffn_e_ = std::make_unique<nn::MLP>(std::vector<int64_t>{C, 2 * C, C}, Activation::ReLU,
+                                       options.dropout, gen);
+    register_child("E", e_.get());
+    register_child("O_e", o_e_.get());
+    register_child("drop_e", drop_e_.get());
+    register_child("norm1_e", norm1_e_.get());
+    register_child("ffn_e", ffn_e_.get());
+    register_child("norm2_e", norm2_e_.get());
+  }
+}
+
+Tensor GraphTransformerLayer::forward(const Tensor& h, const Tensor& e, const CsrGraphView& graph,
+                                      GraphTransformerLayerCtx& ctx, Tensor* e_out) {
+  const int64_t N = graph.num_nodes, E = graph.num_edges, C = options_.channels;
+  const int64_t H = options_.heads, D = C / H;
+  check_shape("GraphTransformerLayer::forward", "h", h, {N, C});
+  if (options_.edge_features) {
+    check_shape("GraphTransformerLayer::forward", "e", e, {E, C});
+    LAPIS_CHECK(e_out != nullptr, "GraphTransformerLayer::forward",
+                "the edge variant needs e_out");
+  }
+  ctx.q = q_->forward(h, ctx.q_ctx).reshape({N, H, D});
+  ctx.k = k_->forward(h, ctx.k_ctx).reshape({N, H, D});
+  ctx.v = v_->forward(h, ctx.v_ctx).reshape({N, H, D});
+  if (options_.edge_features) {
+    ctx.p = e_->forward(e, ctx.e_ctx).reshape({E, H, D});
+    ctx.edge_attn = Tensor::empty({E, H, D}, h.dtype(), h.device());
+  } else {
+    ctx.p = Tensor();
+    ctx.edge_attn = Tensor();
+  }
+  ctx.attn = Tensor::empty({N, H, D}, h.dtype(), h.device());
+  ctx.attention = make_graph_attention_context(N, E, H, h.dtype(), h.device());
+  graph_attention_forward(ctx.attn, ctx.edge_attn, ctx.attention, graph, ctx.q, ctx.k, ctx.v,
+                          ctx.p);
+
+  // Node path: h1 = Norm(h + O_h(dropout(attn))), h2 = Norm(h1 + FFN(h1)).
+  Tensor a = drop_h_->forward(ctx.attn.reshape({N, C}), ctx.drop_h);
+  Tensor h1 = o_h_->forward(a, ctx.o_h_ctx);
+  add(h1, h1, h);
+  h1 = norm1_h_->forward(h1, ctx.norm1_h);
+  Tensor h2 = ffn_h_->forward(h1, ctx.ffn_h);
+  add(h2, h2, h1);
+  h2 = norm2_h_->forward(h2, ctx.norm2_h);
+
+  if (options_.edge_features) {
+    Tensor t = drop_e_->forward(ctx.edge_attn.reshape({E, C}), ctx.drop_e);
+    Tensor e1 = o_e_->forward(t, ctx.o_e_ctx);
+    add(e1, e1, e);
+    e1 = norm1_e_->forward(e1, ctx.norm1_e);
+    Tensor e2 = ffn_e_->forward(e1, ctx.ffn_e);
+    add(e2, e2, e1);
+    *e_out = norm2_e_->forward(e2, ctx.norm2_e);
+  }
+  return h2;
+}
+
+Tensor GraphTransformerLayer::backward(const Tensor& dL_dh_out, const Tensor& dL_de_out,
+                                       const CsrGraphView& graph,
+                                       const GraphTransformerLayerCtx& ctx, Tensor* dL_de_in) {
+  const int64_t N = graph.num_nodes, E = graph.num_edges, C = options_.channels;
+  const int64_t H = options_.heads, D = C / H;
+  check_shape("GraphTransformerLayer::backward", "dL_dh_out", dL_dh_out, {N, C});
+
+  // Node path, reversed. The residual gradient flows to both branches of each sum.
+  Tensor g2 = norm2_h_->backward(dL_dh_out, ctx.norm2_h);            // d(h1 + FFN(h1))
+  Tensor dh1 = ffn_h_->backward(g2, ctx.ffn_h);
+  add(dh1, dh1, g2);
+  Tensor g1 = norm1_h_->backward(dh1, ctx.norm1_h);                  // d(h + O_h(a))
+  Tensor da = o_h_->backward(g1, ctx.o_h_ctx);
+  Tensor dattn = drop_h_->backward(da, ctx.drop_h).reshape({N, H, D});
+  Tensor dh_in = g1;  // residual branch (g1 is not needed after O_h's backward)
+
+  Tensor dedge_attn, de_in, dp;
+  if (options_.edge_features) {
+    check_shape("GraphTransformerLayer::backward", "dL_de_out", dL_de_out, {E, C});
+    LAPIS_CHECK(dL_de_in != nullptr, "GraphTransformerLayer::backward",
+                "the edge variant needs dL_de_in");
+    Tensor ge2 = norm2_e_->backward(dL_de_out, ctx.norm2_e);
+    Tensor de1 = ffn_e_->backward(ge2, ctx.ffn_e);
+    add(de1, de1, ge2);
+    Tensor ge1 = norm1_e_->backward(de1, ctx.norm1_e);
+    Tensor dt = o_e_->backward(ge1, ctx.o_e_ctx);
+    dedge_attn = drop_e_->backward(dt, ctx.drop_e).reshape({E, H, D});
+    de_in = ge1;
+    dp = Tensor::empty({E, H, D}, dL_dh_out.dtype(), dL_dh_out.device());
+  }
+
+  Tensor dq = Tensor::empty({N, H, D}, dL_dh_out.dtype(), dL_dh_out.device());
+  Tensor dk = Tensor::empty({N, H, D}, dL_dh_out.dtype(), dL_dh_out.device());
+  Tensor dv = Tensor::empty({N, H, D}, dL_dh_out.dtype(), dL_dh_out.device());
+  graph_attention_backward(dq, dk, dv, dp, dattn, dedge_attn, graph, ctx.q, ctx.k, ctx.v, ctx.p,
+                           ctx.attn, ctx.attention);
+  add(dh_in, dh_in, q_->backward(dq.reshape({N, C}), ctx.q_ctx));
+  add(dh_in, dh_in, k_->backward(dk.reshape({N, C}), ctx.k_ctx));
+  add(dh_in, dh_in, v_->backward(dv.reshape({N, C}), ctx.v_ctx));
+  if (options_.edge_features) {
+    add(de_in, de_in, e_->backward(dp.reshape({E, C}), ctx.e_ctx));
+    *dL_de_in = de_in;
+  }
+  return dh_in;
+}
+
+}  // namespace gt
+}  // namespace lapis

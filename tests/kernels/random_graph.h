@@ -1,0 +1,74 @@
+// Small random graphs for the sparse kernel tests, built directly as CsrGraphView tensors (no
+// dependency on graph/): CSR by destination (edge id = CSR position) and the CSC by source with
+// the permutation, listing each source's outgoing edges in increasing edge id.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <random>
+#include <utility>
+#include <vector>
+
+#include "core/tensor.h"
+#include "kernels/graph_view.h"
+
+namespace lapis {
+namespace testing {
+
+// edges: (src, dst) pairs in any order; duplicates and self-loops are kept.
+inline CsrGraphView graph_from_edges(int64_t n, std::vector<std::pair<int32_t, int32_t>> edges,
+                                     Device device = Device::cpu()) {
+  std::stable_sort(edges.begin(), edges.end(),
+                   [](const auto& a, const auto& b) { return a.second < b.second; });
+  const int64_t e = static_cast<int64_t>(edges.size());
+  std::vector<int32_t> in_ptr(n + 1, 0), src(e), out_ptr(n + 1, 0), out_edge(e), out_dst(e);
+  for (int64_t k = 0; k < e; ++k) {
+    src[k] = edges[k].first;
+    in_ptr[edges[k].second + 1]++;
+    out_ptr[edges[k].first + 1]++;
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    in_ptr[i + 1] += in_ptr[i];
+    out_ptr[i + 1] += out_ptr[i];
+  }
+  std::vector<int32_t> fill(out_ptr.begin(), out_ptr.end() - 1);  // next free CSC slot
+  for (int64_t k = 0; k < e; ++k) {  // k increasing: outgoing edges in edge-id order
+    const int32_t j = edges[k].first;
+    out_edge[fill[j]] = static_cast<int32_t>(k);
+    out_dst[fill[j]] = edges[k].second;
+    ++fill[j];
+  }
+  auto t = [&](const std::vector<int32_t>& v) {
+    return Tensor::from_vector<int32_t>(v, {static_cast<int64_t>(v.size())}).to(device);
+  };
+  return make_graph_view(t(in_ptr), t(src), t(out_ptr), t(out_edge), t(out_dst));
+}
+
+// n nodes, about avg_degree * n random edges among the first ~3/4 of the nodes (the rest are
+// isolated), plus one self-loop and one duplicated edge when n allows, and optionally a hub
+// (node 0) with hub_in_edges incoming edges from random sources.
+inline CsrGraphView random_graph(int64_t n, double avg_degree, uint64_t seed,
+                                 int64_t hub_in_edges = 0, Device device = Device::cpu()) {
+  std::mt19937_64 rng(seed);
+  std::vector<std::pair<int32_t, int32_t>> edges;
+  if (n > 0) {
+    const int64_t active = std::max<int64_t>(1, (3 * n + 3) / 4);
+    std::uniform_int_distribution<int32_t> pick(0, static_cast<int32_t>(active - 1));
+    const int64_t m = static_cast<int64_t>(avg_degree * static_cast<double>(n));
+    for (int64_t k = 0; k < m; ++k) edges.emplace_back(pick(rng), pick(rng));
+    edges.emplace_back(0, 0);                            // self-loop
+    if (!edges.empty()) edges.push_back(edges.front());  // duplicate edge
+    std::uniform_int_distribution<int32_t> any(0, static_cast<int32_t>(n - 1));
+    for (int64_t k = 0; k < hub_in_edges; ++k) edges.emplace_back(any(rng), 0);
+    std::shuffle(edges.begin(), edges.end(), rng);
+  }
+  return graph_from_edges(n, std::move(edges), device);
+}
+
+inline CsrGraphView graph_to(const CsrGraphView& g, Device device) {
+  return make_graph_view(g.in_ptr.to(device), g.src.to(device), g.out_ptr.to(device),
+                         g.out_edge.to(device), g.out_dst.to(device));
+}
+
+}  // namespace testing
+}  // namespace lapis

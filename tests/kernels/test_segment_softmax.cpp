@@ -1,0 +1,126 @@
+// Segment softmax (kernels/segment_softmax.h): hand values, rows sum to one, stability for large
+// scores, naive vs parallel, F64 gradient check, empty segments/graphs, errors, CPU vs CUDA.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "core/tensor.h"
+#include "kernels/cpu/graph_ops_cpu.h"
+#include "kernels/segment_softmax.h"
+#include "tests/common/test_util.h"
+#include "tests/kernels/random_graph.h"
+
+namespace lapis {
+namespace {
+
+using testing::all_close;
+
+// path: 0 naive, 1 parallel, 2 dispatch. Returns {alpha, dL_dscore} on the CPU.
+std::pair<Tensor, Tensor> run(const Tensor& ptr0, const Tensor& score0, const Tensor& g0, int path,
+                              Device dev = Device::cpu()) {
+  const Tensor ptr = ptr0.to(dev), score = score0.to(dev), g = g0.to(dev);
+  Tensor alpha = Tensor::full(score.shape(), 7.0, score.dtype(), dev);
+  Tensor ds = alpha.clone();
+  if (path == 2) {
+    segment_softmax_forward(alpha, score, ptr);
+    segment_softmax_backward(ds, g, alpha, ptr);
+  } else {
+    cpu::segment_softmax_forward(alpha, score, ptr, path == 1);
+    cpu::segment_softmax_backward(ds, g, alpha, ptr, path == 1);
+  }
+  return {alpha.to(Device::cpu()), ds.to(Device::cpu())};
+}
+
+TEST(SegmentSoftmax, HandComputedAndStable) {
+  // Segments {0, 1}, {} and {2}; head 1 has huge scores (a naive exp would overflow).
+  Tensor ptr = Tensor::from_vector<int32_t>({0, 2, 2, 3}, {4});
+  Tensor score = Tensor::from_vector<double>({0, 1000, std::log(3.0), 1001, 5, -7}, {3, 2});
+  auto [alpha, ds] = run(ptr, score, Tensor::zeros({3, 2}, Dtype::F64), 2);
+  const double e1 = std::exp(-1.0);
+  EXPECT_TRUE(all_close(
+      alpha, Tensor::from_vector<double>({0.25, e1 / (1 + e1), 0.75, 1 / (1 + e1), 1, 1}, {3, 2}),
+      1e-15, 1e-14));
+}
+
+TEST(SegmentSoftmax, RowsSumToOneAndParallelMatchesNaive) {
+  for (int64_t n : testing::odd_sizes()) {
+    CsrGraphView g = testing::random_graph(n, 3.0, n, n == 257 ? 1000 : 0);
+    Generator gen(n);
+    Tensor score = Tensor::randn({g.num_edges, 4}, gen, Dtype::F64, Device::cpu(), 0, 5);
+    Tensor up = Tensor::randn({g.num_edges, 4}, gen, Dtype::F64);
+    auto naive = run(g.in_ptr, score, up, 0);
+    auto par = run(g.in_ptr, score, up, 2);
+    EXPECT_TRUE(all_close(par.first, naive.first, 1e-14, 1e-12));
+    EXPECT_TRUE(all_close(par.second, naive.second, 1e-14, 1e-12));
+    const auto p = g.in_ptr.to_vector<int32_t>();
+    const auto a = naive.first.to_vector<double>();
+    for (int64_t i = 0; i < n; ++i) {
+      if (p[i] == p[i + 1]) continue;
+      for (int h = 0; h < 4; ++h) {
+        double s = 0;
+        for (int32_t e = p[i]; e < p[i + 1]; ++e) s += a[e * 4 + h];
+        EXPECT_NEAR(s, 1.0, 1e-12);
+      }
+    }
+  }
+}
+
+TEST(SegmentSoftmax, Gradient) {
+  CsrGraphView g = testing::random_graph(9, 2.5, 4);
+  Generator gen(4);
+  Tensor score = Tensor::randn({g.num_edges, 3}, gen, Dtype::F64);
+  Tensor up = Tensor::randn({g.num_edges, 3}, gen, Dtype::F64);
+  Tensor analytic = run(g.in_ptr, score, up, 0).second;
+  auto loss = [&] {
+    Tensor alpha = Tensor::empty(score.shape(), Dtype::F64);
+    cpu::segment_softmax_forward(alpha, score, g.in_ptr);
+    return testing::dot(up, alpha);
+  };
+  EXPECT_TRUE(testing::gradient_matches(loss, score, analytic));
+}
+
+TEST(SegmentSoftmax, EmptyAndErrors) {
+  auto r = run(Tensor::from_vector<int32_t>({0}, {1}), Tensor::zeros({0, 2}, Dtype::F64),
+               Tensor::zeros({0, 2}, Dtype::F64), 2);
+  EXPECT_EQ(r.first.numel(), 0);
+  Tensor score = Tensor::zeros({3, 2});
+  Tensor alpha = Tensor::zeros({3, 2});
+  testing::expect_error_mentions(
+      [&] { segment_softmax_forward(alpha, score, Tensor::from_vector<int32_t>({0, 2, 1, 3}, {4})); },
+      {"segment_softmax_forward", "in_ptr", "decreases"});
+  testing::expect_error_mentions(
+      [&] { segment_softmax_forward(alpha, score, Tensor::from_vector<int32_t>({0, 2}, {2})); },
+      {"segment_softmax_forward", "in_ptr", "E = 3"});
+  testing::expect_error_mentions(
+      [&] {
+        Tensor bad = Tensor::zeros({3, 3});
+        segment_softmax_forward(bad, score, Tensor::from_vector<int32_t>({0, 3}, {2}));
+      },
+      {"segment_softmax_forward", "alpha"});
+}
+
+// f32 tolerance: exp and sums over up to ~1000 entries: atol 1e-6, rtol 1e-4.
+TEST(SegmentSoftmaxCuda, MatchesCpuAndDeterministic) {
+  LAPIS_REQUIRE_CUDA_OR_SKIP();
+  for (int64_t n : testing::odd_sizes()) {
+    for (int64_t h : {1, 8}) {
+      CsrGraphView g = testing::random_graph(n, 3.0, n, n == 257 ? 1000 : 0);
+      Generator gen(n);
+      Tensor score = Tensor::randn({g.num_edges, h}, gen, Dtype::F32, Device::cpu(), 0, 5);
+      Tensor up = Tensor::randn({g.num_edges, h}, gen);
+      auto c1 = run(g.in_ptr, score, up, 2, Device::cuda());
+      auto ref = run(g.in_ptr, score, up, 0);
+      EXPECT_TRUE(all_close(c1.first, ref.first, 1e-6, 1e-4)) << "n = " << n;
+      EXPECT_TRUE(all_close(c1.second, ref.second, 1e-6, 1e-4)) << "n = " << n;
+      auto c2 = run(g.in_ptr, score, up, 2, Device::cuda());
+      EXPECT_TRUE(testing::bitwise_equal(c1.first, c2.first));
+      EXPECT_TRUE(testing::bitwise_equal(c1.second, c2.second));
+    }
+  }
+  auto r = run(Tensor::from_vector<int32_t>({0, 0, 0}, {3}), Tensor::zeros({0, 2}),
+               Tensor::zeros({0, 2}), 2, Device::cuda());
+  EXPECT_EQ(r.first.numel(), 0);
+}
+
+}  // namespace
+}  // namespace lapis
