@@ -9,6 +9,9 @@ packages=(
   libeigen3-dev libgtest-dev libbenchmark-dev libcli11-dev nlohmann-json3-dev zlib1g-dev
   # later parts: sparse eigensolvers (LapPE), graph algorithms (MST orientation), KD-trees (kNN)
   libspectra-dev libboost-graph-dev libnanoflann-dev
+  # PCL interop (lapis::pcl) and PCD IO; PCL's CMake config pulls VTK, which needs MPI (big, but
+  # CI builds lapis::pcl)
+  libpcl-dev libopenmpi-dev
 )
 
 missing=()

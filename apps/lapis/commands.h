@@ -17,6 +17,12 @@ struct Subcommand {
 
 Subcommand add_info_command(CLI::App& parent);       // info_command.cpp
 Subcommand add_train_mlp_command(CLI::App& parent);  // train_mlp_command.cpp
+Subcommand add_dataset_command(CLI::App& parent);    // dataset_command.cpp
+Subcommand add_train_graph_command(CLI::App& parent);  // train_graph_command.cpp
+Subcommand add_eval_graph_command(CLI::App& parent);   // train_graph_command.cpp
+Subcommand add_normals_command(CLI::App& parent);    // normals_command.cpp
+Subcommand add_normals_eval_command(CLI::App& parent);  // normals_eval_command.cpp
+Subcommand add_make_normal_benchmark_command(CLI::App& parent);  // make_normal_benchmark_command.cpp
 
 // "0.1.0": the project version from CMake.
 const char* lapis_version();

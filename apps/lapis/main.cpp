@@ -48,7 +48,11 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("lapis ") + lapis_version());
   app.footer("Run 'lapis <command> --help' for a command's options.");
 
-  std::vector<Subcommand> commands = {add_info_command(app), add_train_mlp_command(app)};
+  std::vector<Subcommand> commands = {add_info_command(app), add_train_mlp_command(app),
+                                      add_dataset_command(app), add_train_graph_command(app),
+                                      add_eval_graph_command(app), add_normals_command(app),
+                                      add_normals_eval_command(app),
+                                      add_make_normal_benchmark_command(app)};
 
   // CLI11 would report an unknown command word as "a subcommand is required"; name it instead.
   if (argc >= 2 && argv[1][0] != '-') {

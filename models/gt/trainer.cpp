@@ -141,9 +141,10 @@ PreparedData prepare(const TrainConfig& c, GraphTransformerConfig& model, std::o
   model.edge_in_dim = 0;
   model.out_dim = p.task == Task::GraphRegression ? ds.num_targets : ds.num_classes;
   if (log) {
+    char t[32];
+    std::snprintf(t, sizeof t, "%.2f", seconds_since(t0));
     *log << "dataset " << ds.name << ": " << ds.train.size() << " train / " << ds.val.size()
-         << " val / " << ds.test.size() << " test graphs, loaded in " << std::fixed
-         << std::setprecision(2) << seconds_since(t0) << " s" << std::endl;
+         << " val / " << ds.test.size() << " test graphs, loaded in " << t << " s" << std::endl;
   }
 
   const std::string cache = graph::cache_dir(c.cache_dir);
@@ -167,9 +168,10 @@ PreparedData prepare(const TrainConfig& c, GraphTransformerConfig& model, std::o
     }
     *index = static_cast<int>(ds.train.front().node_extras.size()) - 1;
     if (log) {
+      char t[32];
+      std::snprintf(t, sizeof t, "%.2f", seconds_since(t1));
       *log << (std::string(what) == "lappe_k" ? "LapPE k=" : "RWSE K=") << dim << " for "
-           << ds.size() << " graphs in " << std::fixed << std::setprecision(2)
-           << seconds_since(t1) << " s (cache " << cache << ")" << std::endl;
+           << ds.size() << " graphs in " << t << " s (cache " << cache << ")" << std::endl;
     }
   };
   attach("lappe_k", model.pe_dim, &p.pe_index);
@@ -393,7 +395,10 @@ TrainResult train_graph_transformer(const TrainConfig& config_in, std::ostream* 
                   " was written for dataset ", saved.at("dataset").dump(), " seed ",
                   saved.at("seed").dump(), ", not ", config.dataset, " seed ", config.seed);
       std::map<std::string, double> sched;
-      for (auto& [k, v] : json::parse(meta.at("scheduler")).items()) sched[k] = v.get<double>();
+      // Values are strings so that +-inf (ReduceLROnPlateau's initial best) survive JSON.
+      const json saved_scheduler = json::parse(meta.at("scheduler"));
+      for (auto it = saved_scheduler.begin(); it != saved_scheduler.end(); ++it)
+        sched[it.key()] = std::stod(it.value().get<std::string>());
       scheduler.load_state(sched);
       result.history = history_from_json(json::parse(meta.at("history")));
       start_epoch = std::stoll(meta.at("epoch")) + 1;
@@ -496,7 +501,11 @@ TrainResult train_graph_transformer(const TrainConfig& config_in, std::ostream* 
       std::map<std::string, std::string> meta;
       meta["config"] = config_to_json(config);
       json sched = json::object();
-      for (const auto& [k, v] : scheduler.state()) sched[k] = v;
+      for (const auto& [k, v] : scheduler.state()) {
+        char text[40];
+        std::snprintf(text, sizeof text, "%.17g", v);
+        sched[k] = text;
+      }
       meta["scheduler"] = sched.dump();
       meta["history"] = history_json(result.history).dump();
       meta["epoch"] = std::to_string(epoch);
