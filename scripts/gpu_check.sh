@@ -8,6 +8,7 @@ build=${1:-build}
 out=${2:-gpu_out}
 mkdir -p "$out"
 export LAPIS_REQUIRE_CUDA=1
+export LAPIS_SOURCE_DIR=${LAPIS_SOURCE_DIR:-$PWD}
 status=0
 : > "$out/tests.log"
 for exe in "$build"/tests/*_test_*; do

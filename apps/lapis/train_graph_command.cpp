@@ -41,6 +41,10 @@ struct TrainGraphArgs {
 };
 
 int run_train_graph(CLI::App* app, const TrainGraphArgs& a) {
+  const bool known = a.dataset == "zinc" || a.dataset == "pattern" || a.dataset == "cluster" ||
+                     a.dataset.rfind("tu:", 0) == 0;
+  LAPIS_CHECK(known, "train-graph", "unknown dataset '", a.dataset,
+              "' (expected zinc, pattern, cluster or tu:PATH)");
   // The config: --config NAME|FILE, else the built-in one named like the dataset.
   std::string base = a.config_name;
   if (base.empty()) {
@@ -124,7 +128,7 @@ Subcommand add_train_graph_command(CLI::App& parent) {
 
 namespace {
 struct EvalGraphArgs {
-  std::string checkpoint, dataset, split = "test", device = "cpu";
+  std::string checkpoint, dataset, split = "test", device = "cpu", cache_dir;
 };
 }  // namespace
 
@@ -142,9 +146,11 @@ Subcommand add_eval_graph_command(CLI::App& parent) {
   app->add_option("--device", a->device, "cpu, cuda or cuda:N")
       ->capture_default_str()
       ->check(check_device);
+  app->add_option("--cache-dir", a->cache_dir, "Cache folder for encodings (as train-graph)");
   return {app, [a] {
-            const gt::EvalResult r = gt::evaluate_checkpoint(
-                a->checkpoint, a->dataset, a->split, Device::parse(a->device), &std::cout);
+            const gt::EvalResult r =
+                gt::evaluate_checkpoint(a->checkpoint, a->dataset, a->split,
+                                        Device::parse(a->device), &std::cout, a->cache_dir);
             std::cout << a->split << ": " << r.graphs << " graphs, loss " << r.loss << ", "
                       << r.metric_name << " " << r.metric << std::endl;
             return 0;

@@ -87,6 +87,14 @@ GraphTransformer::GraphTransformer(const GraphTransformerConfig& config) : confi
   register_child("head", head_.get());
 }
 
+std::vector<nn::Dropout*> GraphTransformer::dropouts() {
+  std::vector<nn::Dropout*> out;
+  if (config_.in_feat_dropout > 0.0) out.push_back(in_drop_.get());
+  for (auto& layer : layers_)
+    for (nn::Dropout* d : layer->dropouts()) out.push_back(d);
+  return out;
+}
+
 Tensor GraphTransformer::forward(const GraphTransformerInput& input, GraphTransformerCtx& ctx) {
   const char* op = "GraphTransformer::forward";
   const CsrGraphView& g = input.graph;

@@ -73,6 +73,9 @@ class GraphTransformer : public nn::Module {
   // Accumulates every parameter's gradient from dL_dout (shape of forward's output).
   void backward(const Tensor& dL_dout, const GraphTransformerCtx& ctx);
   const GraphTransformerConfig& config() const { return config_; }
+  // Every Dropout with p > 0 (input features, and per layer), so that a trainer can make each
+  // mask a function of (seed, epoch, batch) by setting their counter offsets.
+  std::vector<nn::Dropout*> dropouts();
 
  private:
   GraphTransformerConfig config_;

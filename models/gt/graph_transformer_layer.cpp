@@ -78,6 +78,18 @@ GraphTransformerLayer::GraphTransformerLayer(const GraphTransformerLayerOptions&
   }
 }
 
+std::vector<nn::Dropout*> GraphTransformerLayer::dropouts() {
+  std::vector<nn::Dropout*> out;
+  if (options_.dropout <= 0.0) return out;
+  out.push_back(drop_h_.get());
+  if (ffn_h_->dropout(0)) out.push_back(ffn_h_->dropout(0));
+  if (options_.edge_features) {
+    out.push_back(drop_e_.get());
+    if (ffn_e_->dropout(0)) out.push_back(ffn_e_->dropout(0));
+  }
+  return out;
+}
+
 Tensor GraphTransformerLayer::forward(const Tensor& h, const Tensor& e, const CsrGraphView& graph,
                                       GraphTransformerLayerCtx& ctx, Tensor* e_out) {
   const int64_t N = graph.num_nodes, E = graph.num_edges, C = options_.channels;

@@ -73,6 +73,8 @@ class GraphTransformerLayer : public nn::Module {
                   const GraphTransformerLayerCtx& ctx, Tensor* dL_de_in);
 
   const GraphTransformerLayerOptions& options() const { return options_; }
+  // The layer's Dropouts (attention outputs, FFN hidden layers); empty when dropout == 0.
+  std::vector<nn::Dropout*> dropouts();
 
  private:
   GraphTransformerLayerOptions options_;

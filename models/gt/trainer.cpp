@@ -356,6 +356,7 @@ Generator flip_generator(uint64_t seed, int64_t epoch, int64_t batch) {
 TrainResult train_graph_transformer(const TrainConfig& config_in, std::ostream* log) {
   TrainConfig config = config_in;
   config.validate();
+  config.model.seed = config.seed;  // initialisation and dropout seeds follow the run's seed
   if (config.device.is_cuda()) {
     LAPIS_CHECK(cuda_available(), "train_graph_transformer",
                 "--device cuda but no CUDA device is available",
@@ -366,6 +367,7 @@ TrainResult train_graph_transformer(const TrainConfig& config_in, std::ostream* 
   PreparedData data = prepare(config, config.model, log);
   GraphTransformer model(config.model);
   model.to(config.device);
+  const std::vector<nn::Dropout*> dropouts = model.dropouts();
   AdamHyper hyper;
   hyper.lr = config.lr;
   hyper.weight_decay = config.weight_decay;
@@ -441,6 +443,10 @@ TrainResult train_graph_transformer(const TrainConfig& config_in, std::ostream* 
     const auto t_epoch = Clock::now();
     model.train();
     train_loader.start_epoch(epoch - 1);
+    // Dropout masks as a function of (seed, epoch, batch): each epoch starts its Dropouts at
+    // counter epoch * 2^40 (an epoch draws far fewer: ZINC ~3e7 per Dropout), so a resumed run
+    // draws the same masks as an uninterrupted one.
+    for (nn::Dropout* d : dropouts) d->set_offset(static_cast<uint64_t>(epoch) << 40);
     Tensor loss_sum = Tensor::zeros({1}, Dtype::F32, config.device);
     GraphBatch cpu;
     int64_t batches = 0;
@@ -535,7 +541,8 @@ TrainResult train_graph_transformer(const TrainConfig& config_in, std::ostream* 
 }
 
 EvalResult evaluate_checkpoint(const std::string& checkpoint_path, const std::string& dataset,
-                               const std::string& split, Device device, std::ostream* log) {
+                               const std::string& split, Device device, std::ostream* log,
+                               const std::string& cache_dir) {
   const io::SafetensorsFile file = io::load_safetensors(checkpoint_path);
   const auto it = file.metadata.find("config");
   LAPIS_CHECK(it != file.metadata.end(), "evaluate_checkpoint", checkpoint_path,
@@ -544,6 +551,7 @@ EvalResult evaluate_checkpoint(const std::string& checkpoint_path, const std::st
   apply_json_overrides(config, it->second);
   if (!dataset.empty()) config.dataset = dataset;
   config.device = device;
+  config.cache_dir = cache_dir;
   config.resume = false;
   config.max_train_graphs = 1;  // only the requested split is evaluated
   if (split == "train") config.max_train_graphs = 0;

@@ -84,7 +84,8 @@ struct EvalResult {
 // Loads a checkpoint written by train_graph_transformer (its config travels in the metadata)
 // and evaluates split "train", "val" or "test" of `dataset` ("" = the checkpoint's dataset).
 EvalResult evaluate_checkpoint(const std::string& checkpoint_path, const std::string& dataset,
-                               const std::string& split, Device device, std::ostream* log);
+                               const std::string& split, Device device, std::ostream* log,
+                               const std::string& cache_dir = "");
 
 }  // namespace gt
 }  // namespace lapis

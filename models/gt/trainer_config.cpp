@@ -20,6 +20,8 @@ void TrainConfig::validate() const {
   LAPIS_CHECK(weight_decay >= 0.0, op, "weight_decay must be >= 0, got ", weight_decay);
   LAPIS_CHECK(max_epochs >= 1, op, "max_epochs must be >= 1, got ", max_epochs);
   LAPIS_CHECK(max_hours > 0.0, op, "max_hours must be > 0, got ", max_hours);
+  // Checked here, before any data is loaded, rather than only when training starts.
+  LAPIS_CHECK(!resume || !out_dir.empty(), op, "resume needs out_dir (--out DIR) to resume from");
   LAPIS_CHECK(max_train_graphs >= 0 && max_eval_graphs >= 0, op,
               "max_train_graphs / max_eval_graphs must be >= 0");
   LAPIS_CHECK(model.layers >= 1, op, "model.layers must be >= 1, got ", model.layers);
@@ -86,10 +88,12 @@ TrainConfig builtin_config(const std::string& name) {
 
 namespace {
 
-void apply_model(const json& j, GraphTransformerConfig& m) {
+// `key` receives the full name of the key being applied ("model.<k>") for error messages.
+void apply_model(const json& j, GraphTransformerConfig& m, std::string& key) {
   for (auto it = j.begin(); it != j.end(); ++it) {
     const std::string& k = it.key();
     const json& v = it.value();
+    key = "model." + k;
     if (k == "layers") m.layers = v.get<int64_t>();
     else if (k == "hidden") m.hidden = v.get<int64_t>();
     else if (k == "heads") m.heads = v.get<int64_t>();
@@ -115,13 +119,15 @@ void apply_json_overrides(TrainConfig& c, const std::string& json_text) {
     LAPIS_FAIL("apply_json_overrides", "invalid JSON: ", e.what());
   }
   LAPIS_CHECK(j.is_object(), "apply_json_overrides", "expected a JSON object");
+  std::string key;  // the key being applied, named by type errors
   try {
     for (auto it = j.begin(); it != j.end(); ++it) {
       const std::string& k = it.key();
       const json& v = it.value();
+      key = k;
       if (k == "model") {
         LAPIS_CHECK(v.is_object(), "apply_json_overrides", "'model' must be an object");
-        apply_model(v, c.model);
+        apply_model(v, c.model, key);
       } else if (k == "dataset") c.dataset = v.get<std::string>();
       else if (k == "batch_size") c.batch_size = v.get<int64_t>();
       else if (k == "lr") c.lr = v.get<double>();
@@ -141,7 +147,7 @@ void apply_json_overrides(TrainConfig& c, const std::string& json_text) {
       else LAPIS_FAIL("apply_json_overrides", "unknown key '", k, "'");
     }
   } catch (const json::exception& e) {
-    LAPIS_FAIL("apply_json_overrides", "bad value type: ", e.what());
+    LAPIS_FAIL("apply_json_overrides", "bad value for '", key, "': ", e.what());
   }
   c.validate();
 }
