@@ -15,7 +15,8 @@ namespace lapis {
 // the reasoning and bench/bench_graph_attention.cpp, which measures both).
 enum class SpmmAlgo { Auto, Native, CuSparse };
 
-// out [N,H,D] (overwritten). CuSparse throws unless H == 1, F32 and CUDA.
+// out [N,H,D] (overwritten). CuSparse throws unless H == 1, F32 and CUDA; a multigraph with more
+// edges than n^2 (which cuSPARSE cannot describe) falls back to the native kernel.
 void spmm_forward(Tensor& out, const CsrGraphView& g, const Tensor& alpha, const Tensor& x,
                   SpmmAlgo algo = SpmmAlgo::Auto);
 // dL_dalpha [E,H] = sum_d dL_dout[dst(e),h,d] X[src(e),h,d]   (overwritten; may be undefined)

@@ -149,7 +149,10 @@ void cusparse_forward(Tensor& out, const CsrGraphView& g, const Tensor& alpha, c
 void spmm_forward(Tensor& out, const CsrGraphView& g, const Tensor& alpha, const Tensor& x,
                   SpmmAlgo algo) {
   if (g.num_nodes == 0) return;
-  if (algo == SpmmAlgo::CuSparse) {
+  // cuSPARSE describes a matrix, so it refuses a multigraph with more edges than the n x n
+  // matrix has entries (nnz > n^2, e.g. repeated self loops on one node); the native kernel
+  // serves those graphs with the same result.
+  if (algo == SpmmAlgo::CuSparse && g.num_edges <= g.num_nodes * g.num_nodes) {
     cusparse_forward(out, g, alpha, x);
     return;
   }
