@@ -1,85 +1,21 @@
 // Runs the built `lapis` program (path from CMake: LAPIS_BINARY) and checks its exit codes and
 // messages: --help everywhere, one-line errors with exit code 2 for usage and 1 at run time.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#include <cstdio>
-#include <cstdlib>
 #include <fstream>
-#include <sstream>
 #include <string>
 
 #include "core/device.h"
-
-#ifndef LAPIS_BINARY
-#error "LAPIS_BINARY must be defined by CMake (path to the lapis program)"
-#endif
+#include "tests/apps/cli_runner.h"
 
 namespace {
 
-struct RunResult {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-};
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-// A private scratch directory, removed at the end of the test.
-class TempDir {
- public:
-  TempDir() {
-    char pattern[] = "/tmp/lapis_cli_test_XXXXXX";
-    const char* dir = mkdtemp(pattern);
-    if (dir) path_ = dir;
-  }
-  ~TempDir() {
-    if (!path_.empty()) std::system(("rm -rf '" + path_ + "'").c_str());
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
-RunResult run_lapis(const std::string& args) {
-  TempDir dir;
-  const std::string out = dir.path() + "/stdout";
-  const std::string err = dir.path() + "/stderr";
-  const std::string command =
-      std::string("'") + LAPIS_BINARY + "' " + args + " >'" + out + "' 2>'" + err + "'";
-  const int status = std::system(command.c_str());
-  RunResult r;
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.out = read_file(out);
-  r.err = read_file(err);
-  return r;
-}
-
-int count_lines(const std::string& text) {
-  int lines = 0;
-  for (char c : text) lines += c == '\n' ? 1 : 0;
-  return lines;
-}
-
-// Exactly one line on stderr, starting with "lapis: error: ".
-::testing::AssertionResult is_one_line_error(const RunResult& r) {
-  if (count_lines(r.err) != 1 || r.err.rfind("lapis: error: ", 0) != 0) {
-    return ::testing::AssertionFailure() << "expected one 'lapis: error: ...' line, stderr was:\n"
-                                         << r.err;
-  }
-  return ::testing::AssertionSuccess();
-}
-
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
+using lapis::testing::cli::contains;
+using lapis::testing::cli::count_lines;
+using lapis::testing::cli::is_one_line_error;
+using lapis::testing::cli::run_lapis;
+using lapis::testing::cli::RunResult;
+using lapis::testing::cli::TempDir;
 
 TEST(LapisCli, HelpOnEveryCommandExitsZero) {
   for (const std::string args : {"--help", "info --help", "train-mlp --help", "-h"}) {

@@ -1,70 +1,19 @@
 // `lapis dataset info`: runs the built program (LAPIS_BINARY) on the shipped ZINC bundle, a small
 // generated CLUSTER set, a synthetic TU folder, and error cases.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#include <cstdlib>
 #include <fstream>
-#include <sstream>
 #include <string>
 
-#ifndef LAPIS_BINARY
-#error "LAPIS_BINARY must be defined by CMake (path to the lapis program)"
-#endif
+#include "tests/apps/cli_runner.h"
 
 namespace {
 
-struct RunResult {
-  int exit_code = -1;
-  std::string out, err;
-};
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-class TempDir {
- public:
-  TempDir() {
-    char pattern[] = "/tmp/lapis_dataset_cli_XXXXXX";
-    const char* dir = mkdtemp(pattern);
-    if (dir) path_ = dir;
-  }
-  ~TempDir() {
-    if (!path_.empty()) std::system(("rm -rf '" + path_ + "'").c_str());
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
-RunResult run_lapis(const std::string& args) {
-  TempDir dir;
-  const std::string out = dir.path() + "/stdout", err = dir.path() + "/stderr";
-  const std::string command =
-      std::string("'") + LAPIS_BINARY + "' " + args + " >'" + out + "' 2>'" + err + "'";
-  const int status = std::system(command.c_str());
-  RunResult r;
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.out = read_file(out);
-  r.err = read_file(err);
-  return r;
-}
-
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
-
-bool one_line_error(const RunResult& r) {
-  int lines = 0;
-  for (char c : r.err) lines += c == '\n';
-  return lines == 1 && r.err.rfind("lapis: error: ", 0) == 0;
-}
+using lapis::testing::cli::contains;
+using lapis::testing::cli::is_one_line_error;
+using lapis::testing::cli::run_lapis;
+using lapis::testing::cli::RunResult;
+using lapis::testing::cli::TempDir;
 
 TEST(DatasetCli, Help) {
   const RunResult r = run_lapis("dataset info --help");
@@ -117,7 +66,7 @@ TEST(DatasetCli, TuFolder) {
 TEST(DatasetCli, Errors) {
   const RunResult missing = run_lapis("dataset info tu:/nonexistent/folder");
   EXPECT_EQ(missing.exit_code, 1);
-  EXPECT_TRUE(one_line_error(missing)) << missing.err;
+  EXPECT_TRUE(is_one_line_error(missing)) << missing.err;
   EXPECT_TRUE(contains(missing.err, "/nonexistent/folder")) << missing.err;
 
   TempDir dir;
@@ -126,12 +75,12 @@ TEST(DatasetCli, Errors) {
   std::ofstream(dir.path() + "/BAD_graph_labels.txt") << "1\n";
   const RunResult bad = run_lapis("dataset info 'tu:" + dir.path() + "'");
   EXPECT_EQ(bad.exit_code, 1);
-  EXPECT_TRUE(one_line_error(bad)) << bad.err;
+  EXPECT_TRUE(is_one_line_error(bad)) << bad.err;
   EXPECT_TRUE(contains(bad.err, "BAD_A.txt, line 2")) << bad.err;
 
   const RunResult unknown = run_lapis("dataset info mnist");
   EXPECT_EQ(unknown.exit_code, 2);
-  EXPECT_TRUE(one_line_error(unknown)) << unknown.err;
+  EXPECT_TRUE(is_one_line_error(unknown)) << unknown.err;
   EXPECT_TRUE(contains(unknown.err, "mnist")) << unknown.err;
 
   const RunResult no_zinc = run_lapis("dataset info zinc --data /nonexistent/data");

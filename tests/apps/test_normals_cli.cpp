@@ -1,71 +1,24 @@
 // `lapis normals`: runs the built program on a generated sphere (ASCII PLY written here) and
 // checks the written normals, the stage timings and the one-line errors.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
-#include <cstdlib>
 #include <fstream>
-#include <sstream>
 #include <string>
 
 #include "core/device.h"
 #include "geometry/io.h"
+#include "tests/apps/cli_runner.h"
 #include "tests/common/test_util.h"
-
-#ifndef LAPIS_BINARY
-#error "LAPIS_BINARY must be defined by CMake (path to the lapis program)"
-#endif
 
 namespace {
 
-struct RunResult {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-};
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-class TempDir {
- public:
-  TempDir() {
-    char pattern[] = "/tmp/lapis_normals_cli_XXXXXX";
-    const char* dir = mkdtemp(pattern);
-    if (dir) path_ = dir;
-  }
-  ~TempDir() {
-    if (!path_.empty()) std::system(("rm -rf '" + path_ + "'").c_str());
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
-RunResult run_lapis(const std::string& args, const std::string& dir) {
-  const std::string out = dir + "/stdout", err = dir + "/stderr";
-  const std::string command =
-      std::string("'") + LAPIS_BINARY + "' " + args + " >'" + out + "' 2>'" + err + "'";
-  const int status = std::system(command.c_str());
-  RunResult r;
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.out = slurp(out);
-  r.err = slurp(err);
-  return r;
-}
-
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
+using lapis::testing::cli::contains;
+using lapis::testing::cli::run_lapis;
+using lapis::testing::cli::RunOptions;
+using lapis::testing::cli::RunResult;
+using lapis::testing::cli::TempDir;
 
 // Fibonacci sphere of radius 2 centred at (1, 0, -1), ASCII PLY with positions only.
 void write_sphere_ply(const std::string& path, int n) {
@@ -94,10 +47,11 @@ int count_inward(const lapis::geometry::PointCloud& cloud) {
 
 TEST(NormalsCli, MstOrientsASphereOutward) {
   TempDir dir;
+  const RunOptions in_dir = RunOptions().capture_in(dir.path());  // stdout/stderr files
   const std::string in = dir.path() + "/sphere.ply", out = dir.path() + "/out.ply";
   write_sphere_ply(in, 3000);
   const RunResult r =
-      run_lapis("normals '" + in + "' -o '" + out + "' --method mst --k 12", dir.path());
+      run_lapis("normals '" + in + "' -o '" + out + "' --method mst --k 12", in_dir);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   for (const char* stage : {"read", "kNN", "PCA", "orientation", "write", "total"}) {
     EXPECT_TRUE(contains(r.out, stage)) << "missing stage " << stage << " in:\n" << r.out;
@@ -115,40 +69,42 @@ TEST(NormalsCli, MstOrientsASphereOutward) {
 
 TEST(NormalsCli, PcaWithViewpoint) {
   TempDir dir;
+  const RunOptions in_dir = RunOptions().capture_in(dir.path());  // stdout/stderr files
   const std::string in = dir.path() + "/sphere.ply", out = dir.path() + "/out.ply";
   write_sphere_ply(in, 1000);
   // Viewpoint at the centre: every normal points inward.
   const RunResult r =
-      run_lapis("normals '" + in + "' -o '" + out + "' --viewpoint=1,0,-1 --threads 2", dir.path());
+      run_lapis("normals '" + in + "' -o '" + out + "' --viewpoint=1,0,-1 --threads 2", in_dir);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const lapis::geometry::PointCloud cloud = lapis::geometry::read_point_cloud(out);
   EXPECT_EQ(count_inward(cloud), 1000);
   // Plain pca: no orientation stage.
-  const RunResult plain = run_lapis("normals '" + in + "' -o '" + out + "'", dir.path());
+  const RunResult plain = run_lapis("normals '" + in + "' -o '" + out + "'", in_dir);
   ASSERT_EQ(plain.exit_code, 0) << plain.err;
   EXPECT_FALSE(contains(plain.out, "orientation"));
 }
 
 TEST(NormalsCli, Errors) {
   TempDir dir;
+  const RunOptions in_dir = RunOptions().capture_in(dir.path());  // stdout/stderr files
   const std::string in = dir.path() + "/sphere.ply", out = dir.path() + "/out.ply";
   write_sphere_ply(in, 50);
-  RunResult r = run_lapis("normals '" + dir.path() + "/missing.ply' -o '" + out + "'", dir.path());
+  RunResult r = run_lapis("normals '" + dir.path() + "/missing.ply' -o '" + out + "'", in_dir);
   EXPECT_EQ(r.exit_code, 2);
-  r = run_lapis("normals '" + in + "' -o '" + out + "' --method magic", dir.path());
+  r = run_lapis("normals '" + in + "' -o '" + out + "' --method magic", in_dir);
   EXPECT_EQ(r.exit_code, 2);
-  r = run_lapis("normals '" + in + "' -o '" + out + "' --k 80", dir.path());
+  r = run_lapis("normals '" + in + "' -o '" + out + "' --k 80", in_dir);
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_TRUE(contains(r.err, "--k 80")) << r.err;
-  r = run_lapis("normals '" + in + "' -o '" + out + "' --viewpoint=1,x,2", dir.path());
+  r = run_lapis("normals '" + in + "' -o '" + out + "' --viewpoint=1,x,2", in_dir);
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_TRUE(contains(r.err, "viewpoint")) << r.err;
-  r = run_lapis("normals '" + in + "' -o '" + out + "' --viewpoint=1,2,3 --method mst", dir.path());
+  r = run_lapis("normals '" + in + "' -o '" + out + "' --viewpoint=1,2,3 --method mst", in_dir);
   EXPECT_EQ(r.exit_code, 1);
   const std::string bad = dir.path() + "/bad.ply";
   std::ofstream(bad) << "ply\nformat ascii 1.0\nelement vertex 3\nproperty float x\n"
                         "property float y\nproperty float z\nend_header\n0 0 0\n1 1\n";
-  r = run_lapis("normals '" + bad + "' -o '" + out + "'", dir.path());
+  r = run_lapis("normals '" + bad + "' -o '" + out + "'", in_dir);
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_TRUE(contains(r.err, "bad.ply")) << r.err;
   EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
@@ -157,13 +113,13 @@ TEST(NormalsCli, Errors) {
 TEST(NormalsCliCuda, MatchesCpu) {
   LAPIS_REQUIRE_CUDA_OR_SKIP();
   TempDir dir;
+  const RunOptions in_dir = RunOptions().capture_in(dir.path());  // stdout/stderr files
   const std::string in = dir.path() + "/sphere.ply";
   write_sphere_ply(in, 4000);
   const RunResult a =
-      run_lapis("normals '" + in + "' -o '" + dir.path() + "/cpu.ply' --method mst", dir.path());
-  const RunResult b =
-      run_lapis("normals '" + in + "' -o '" + dir.path() + "/gpu.ply' --method mst --device cuda",
-                dir.path());
+      run_lapis("normals '" + in + "' -o '" + dir.path() + "/cpu.ply' --method mst", in_dir);
+  const RunResult b = run_lapis(
+      "normals '" + in + "' -o '" + dir.path() + "/gpu.ply' --method mst --device cuda", in_dir);
   ASSERT_EQ(a.exit_code, 0) << a.err;
   ASSERT_EQ(b.exit_code, 0) << b.err;
   EXPECT_TRUE(contains(b.out, "kNN (cuda)"));

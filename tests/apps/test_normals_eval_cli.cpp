@@ -2,67 +2,26 @@
 // (a small mesh, PCPNet triples, a PLY prediction), the built program is run, and its printed
 // metrics are compared with hand-computed values; bad input gives one error line, exit code 1.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
-#include <cstdio>
 #include <cstdlib>
 #include <fstream>
-#include <sstream>
 #include <string>
 
 #include "geometry/io.h"
 #include "geometry/sampling.h"
-
-#ifndef LAPIS_BINARY
-#error "LAPIS_BINARY must be defined by CMake (path to the lapis program)"
-#endif
+#include "tests/apps/cli_runner.h"
 
 namespace lapis {
 namespace geometry {
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    char pattern[] = "/tmp/lapis_eval_test_XXXXXX";
-    const char* dir = mkdtemp(pattern);
-    if (dir) path_ = dir;
-  }
-  ~TempDir() {
-    if (!path_.empty()) std::system(("rm -rf '" + path_ + "'").c_str());
-  }
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-struct RunResult {
-  int exit_code = -1;
-  std::string out, err;
-};
-
-RunResult run_lapis(const TempDir& dir, const std::string& args) {
-  const std::string out = dir.file("stdout"), err = dir.file("stderr");
-  const std::string cmd =
-      std::string("'") + LAPIS_BINARY + "' " + args + " >'" + out + "' 2>'" + err + "'";
-  const int status = std::system(cmd.c_str());
-  RunResult r;
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.out = read_file(out);
-  r.err = read_file(err);
-  return r;
-}
+using ::lapis::testing::cli::read_file;
+using ::lapis::testing::cli::run_lapis;
+using ::lapis::testing::cli::RunOptions;
+using ::lapis::testing::cli::RunResult;
+using ::lapis::testing::cli::TempDir;
 
 // The number printed after `label` at the start of a line (e.g. "unoriented RMSE:").
 double value_after(const std::string& text, const std::string& label) {
@@ -73,6 +32,7 @@ double value_after(const std::string& text, const std::string& label) {
 
 TEST(NormalsEvalCli, PcpnetGroundTruthWithPidx) {
   TempDir dir;
+  const RunOptions in_dir = RunOptions().capture_in(dir.path());  // stdout/stderr files
   // 4 points, GT +z. Predictions: exact, 90 deg, flipped, 60 deg. pidx = {0, 1, 3}.
   PointCloud gt;
   gt.positions.resize(4, 3);
@@ -85,7 +45,8 @@ TEST(NormalsEvalCli, PcpnetGroundTruthWithPidx) {
   pred.normals << 0, 0, 1, 1, 0, 0, 0, 0, -1, s3, 0, 0.5f;
   write_ply(dir.file("pred.ply"), pred, PlyFormat::ascii);
 
-  RunResult r = run_lapis(dir, "normals-eval " + dir.file("pred.ply") + " " + dir.file("shape.xyz"));
+  RunResult r =
+      run_lapis("normals-eval " + dir.file("pred.ply") + " " + dir.file("shape.xyz"), in_dir);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("evaluated points:  3"), std::string::npos) << r.out;
   // Subset errors 0, 90, 60 (un- and oriented alike): RMSE sqrt((8100 + 3600) / 3).
@@ -95,8 +56,8 @@ TEST(NormalsEvalCli, PcpnetGroundTruthWithPidx) {
   EXPECT_NEAR(value_after(r.out, "PGP5:"), 100.0 / 3, 0.01) << r.out;
 
   // --all: 4 points; oriented adds the 180 deg one.
-  r = run_lapis(dir, "normals-eval " + dir.file("pred.ply") + " " + dir.file("shape.normals") +
-                         " --all");
+  r = run_lapis("normals-eval " + dir.file("pred.ply") + " " + dir.file("shape.normals") + " --all",
+                in_dir);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NEAR(value_after(r.out, "unoriented RMSE:"), std::sqrt((8100.0 + 3600.0) / 4), 1e-3);
   EXPECT_NEAR(value_after(r.out, "oriented RMSE:"),
@@ -106,6 +67,7 @@ TEST(NormalsEvalCli, PcpnetGroundTruthWithPidx) {
 
 TEST(NormalsEvalCli, MeshGroundTruthAndBenchmarkBuilder) {
   TempDir dir;
+  const RunOptions in_dir = RunOptions().capture_in(dir.path());  // stdout/stderr files
   // Closed octahedron mesh (outward faces), saved as OFF.
   TriangleMesh m;
   m.vertices.resize(6, 3);
@@ -115,8 +77,9 @@ TEST(NormalsEvalCli, MeshGroundTruthAndBenchmarkBuilder) {
   ASSERT_EQ(std::system(("mkdir -p '" + dir.file("meshes") + "'").c_str()), 0);
   write_triangle_mesh(dir.file("meshes/octa.off"), m);
 
-  RunResult r = run_lapis(dir, "make-normal-benchmark " + dir.file("meshes") + " " +
-                                   dir.file("bench") + " --points 2000 --eval-points 100");
+  RunResult r = run_lapis("make-normal-benchmark " + dir.file("meshes") + " " + dir.file("bench") +
+                              " --points 2000 --eval-points 100",
+                          in_dir);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   for (const char* f : {"octa2k.xyz", "octa2k.normals", "octa2k.pidx",
                         "octa2k_noise_white_1.00e-01.xyz", "octa2k_ddist_minmax_layers.pidx",
@@ -133,7 +96,7 @@ TEST(NormalsEvalCli, MeshGroundTruthAndBenchmarkBuilder) {
 
   // The clean GT normals scored against the mesh: 0 error.
   write_ply(dir.file("pred.ply"), clean.cloud);
-  r = run_lapis(dir, "normals-eval " + dir.file("pred.ply") + " " + dir.file("meshes/octa.off"));
+  r = run_lapis("normals-eval " + dir.file("pred.ply") + " " + dir.file("meshes/octa.off"), in_dir);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NEAR(value_after(r.out, "unoriented RMSE:"), 0.0, 1e-3) << r.out;
   EXPECT_NEAR(value_after(r.out, "PGP5:"), 100.0, 1e-9) << r.out;
@@ -141,7 +104,8 @@ TEST(NormalsEvalCli, MeshGroundTruthAndBenchmarkBuilder) {
   PointCloud inward = clean.cloud;
   inward.normals *= -1;
   write_ply(dir.file("inward.ply"), inward);
-  r = run_lapis(dir, "normals-eval " + dir.file("inward.ply") + " " + dir.file("meshes/octa.off"));
+  r = run_lapis("normals-eval " + dir.file("inward.ply") + " " + dir.file("meshes/octa.off"),
+                in_dir);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NEAR(value_after(r.out, "oriented RMSE:"), 0.0, 1e-3) << r.out;
   EXPECT_NE(r.out.find("flipped"), std::string::npos) << r.out;
@@ -149,6 +113,7 @@ TEST(NormalsEvalCli, MeshGroundTruthAndBenchmarkBuilder) {
 
 TEST(NormalsEvalCli, ErrorsAreOneLine) {
   TempDir dir;
+  const RunOptions in_dir = RunOptions().capture_in(dir.path());  // stdout/stderr files
   PointCloud c;
   c.positions.resize(3, 3);
   c.positions.setZero();
@@ -170,13 +135,13 @@ TEST(NormalsEvalCli, ErrorsAreOneLine) {
       {"make-normal-benchmark " + dir.file("nodir") + " " + dir.file("out"), "not a directory"},
   };
   for (const Case& k : cases) {
-    const RunResult r = run_lapis(dir, k.args);
+    const RunResult r = run_lapis(k.args, in_dir);
     EXPECT_EQ(r.exit_code, 1) << k.args << "\n" << r.err;
     EXPECT_EQ(r.err.rfind("lapis: error: ", 0), 0u) << r.err;
     EXPECT_NE(r.err.find(k.mentions), std::string::npos) << r.err;
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
   }
-  const RunResult usage = run_lapis(dir, "normals-eval onlyone.ply");
+  const RunResult usage = run_lapis("normals-eval onlyone.ply", in_dir);
   EXPECT_EQ(usage.exit_code, 2);
 }
 

@@ -2,88 +2,24 @@
 // help, a tiny training run on the shipped ZINC bundle, evaluation of its checkpoint, and
 // one-line errors (exit 2 for usage, 1 at run time).
 #include <gtest/gtest.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
 
-#ifndef LAPIS_BINARY
-#error "LAPIS_BINARY must be defined by CMake (path to the lapis program)"
-#endif
+#include "tests/apps/cli_runner.h"
 
 namespace {
 
 namespace fs = std::filesystem;
 
-struct RunResult {
-  int exit_code = -1;
-  std::string out;
-  std::string err;
-};
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-// A private scratch directory, removed at the end of the test.
-class TempDir {
- public:
-  TempDir() {
-    char pattern[] = "/tmp/lapis_train_graph_cli_XXXXXX";
-    const char* dir = mkdtemp(pattern);
-    if (dir) path_ = dir;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    if (!path_.empty()) fs::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
-// Runs `lapis args` with the environment assignments env_prefix (e.g. "LAPIS_CACHE_DIR=/x").
-RunResult run_lapis(const std::string& args, const std::string& env_prefix = "") {
-  TempDir dir;
-  const std::string out = dir.path() + "/stdout";
-  const std::string err = dir.path() + "/stderr";
-  const std::string command = (env_prefix.empty() ? "" : "env " + env_prefix + " ") + "'" +
-                              LAPIS_BINARY + "' " + args + " >'" + out + "' 2>'" + err + "'";
-  const int status = std::system(command.c_str());
-  RunResult r;
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.out = read_file(out);
-  r.err = read_file(err);
-  return r;
-}
-
-int count_lines(const std::string& text) {
-  int lines = 0;
-  for (char c : text) lines += c == '\n' ? 1 : 0;
-  return lines;
-}
-
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
-
-// Exactly one line on stderr, starting with "lapis: error: ".
-::testing::AssertionResult is_one_line_error(const RunResult& r) {
-  if (count_lines(r.err) != 1 || r.err.rfind("lapis: error: ", 0) != 0) {
-    return ::testing::AssertionFailure() << "expected one 'lapis: error: ...' line, stderr was:\n"
-                                         << r.err;
-  }
-  return ::testing::AssertionSuccess();
-}
+using lapis::testing::cli::contains;
+using lapis::testing::cli::is_one_line_error;
+using lapis::testing::cli::run_lapis;
+using lapis::testing::cli::RunOptions;
+using lapis::testing::cli::RunResult;
+using lapis::testing::cli::TempDir;
 
 TEST(TrainGraphCli, HelpListsTheOptions) {
   const RunResult top = run_lapis("--help");
@@ -128,7 +64,7 @@ TEST(TrainGraphCli, TinyRunAndEvaluation) {
   // eval-graph takes the cache folder from the environment (it is not in the saved config).
   const RunResult e = run_lapis(
       "eval-graph --checkpoint '" + out + "/checkpoint_best.safetensors' --split val",
-      "LAPIS_CACHE_DIR='" + cache + "'");
+      RunOptions().with_env("LAPIS_CACHE_DIR='" + cache + "'"));
   ASSERT_EQ(e.exit_code, 0) << e.err << "\n" << e.out;
   EXPECT_TRUE(contains(e.out, "val: 16 graphs, loss ")) << e.out;
   EXPECT_TRUE(contains(e.out, "MAE")) << e.out;
