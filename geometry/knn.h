@@ -9,6 +9,7 @@
 #include <Eigen/Core>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -46,10 +47,11 @@ struct RadiusResult {
 };
 
 // Static KD-tree over a copy of the points (median splits on the widest axis, leaves of at most
-// 12 points, exact (distance, index) pruning). Queries are thread-safe.
+// 12 points, exact (distance, index) pruning). Queries are thread-safe. The build uses up to two
+// threads (num_threads: 0 = hardware concurrency); the tree does not depend on it.
 class KdTree {
  public:
-  explicit KdTree(const Points& points);
+  explicit KdTree(const Points& points, int num_threads = 0);
   ~KdTree();
   KdTree(KdTree&&) noexcept;
   KdTree& operator=(KdTree&&) noexcept;
@@ -61,6 +63,12 @@ class KdTree {
   // Self queries: row i queries point i; with include_self=false point i is skipped
   // (then k <= size() - 1).
   KnnResult knn_self(int k, bool include_self, int num_threads = 0) const;
+  // Self queries in the tree's spatial order (cache-friendly, no Q x k result to scatter):
+  // fn(row, indices, sq_distances) is called once per point `row` with its k neighbours, as
+  // knn_self would return them, from up to num_threads threads concurrently. Same checks as
+  // knn_self; fn must not throw.
+  void knn_self_visit(int k, bool include_self, int num_threads,
+                      const std::function<void(int64_t, const int32_t*, const float*)>& fn) const;
   // All points with squared distance <= radius^2; max_neighbours > 0 keeps the closest ones.
   RadiusResult radius_search(const Points& queries, float radius, int max_neighbours = 0,
                              int num_threads = 0) const;

@@ -73,12 +73,19 @@ NormalEstimate estimate_normals_pca(const Points& points, const NormalOptions& o
                     out.valid.data());
     return out;
   }
-  KnnOptions knn_options;
-  knn_options.k = options.k;
-  knn_options.include_self = options.include_self;
-  knn_options.num_threads = options.num_threads;
-  const KnnResult neighbours = knn(points, knn_options);
-  return normals_from_neighbors(points, neighbours.indices, options.num_threads);
+  // Fused search + PCA in the KD-tree's spatial order: the same neighbours (and checks) as
+  // knn(points, ...) followed by normals_from_neighbors, without building and scattering the
+  // N x k neighbour matrix (consecutive points also share most of their neighbours in cache).
+  const KdTree tree(points, options.num_threads);
+  NormalEstimate out = allocate(n);
+  const int k = options.k;
+  const float* pts = points.data();
+  tree.knn_self_visit(k, options.include_self, options.num_threads,
+                      [&](int64_t row, const int32_t* indices, const float*) {
+                        out.valid[static_cast<size_t>(row)] = pca3::pca_normal(
+                            pts, indices, k, out.normals.row(row).data(), &out.curvature[row]);
+                      });
+  return out;
 }
 
 Eigen::VectorXf estimate_normals(PointCloud& cloud, const NormalOptions& options) {
