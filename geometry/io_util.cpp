@@ -1,6 +1,5 @@
 #include "geometry/io_util.h"
 
-#include <unistd.h>
 
 #include <cctype>
 #include <cerrno>
@@ -24,27 +23,6 @@ std::string read_file_bytes(const std::string& path, const std::string& op) {
   ss << in.rdbuf();
   LAPIS_CHECK(!in.bad(), op, "error while reading '", path, "'");
   return ss.str();
-}
-
-void write_file_atomic(const std::string& path, const std::string& bytes, const std::string& op) {
-  // Temporary file next to the target so that rename() stays within one file system.
-  const std::string tmp = path + ".tmp." + std::to_string(static_cast<long>(::getpid()));
-  FILE* f = std::fopen(tmp.c_str(), "wb");
-  LAPIS_CHECK(f != nullptr, op, "cannot open '", tmp, "' for writing (", std::strerror(errno),
-              ")");
-  const size_t written = bytes.empty() ? 0 : std::fwrite(bytes.data(), 1, bytes.size(), f);
-  const bool ok = written == bytes.size() && std::fflush(f) == 0 && ::fsync(::fileno(f)) == 0;
-  const int err = errno;
-  const bool closed = std::fclose(f) == 0;
-  if (!ok || !closed) {
-    std::remove(tmp.c_str());
-    LAPIS_FAIL(op, "cannot write '", tmp, "' (", std::strerror(err), ")");
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int e = errno;
-    std::remove(tmp.c_str());
-    LAPIS_FAIL(op, "cannot rename '", tmp, "' to '", path, "' (", std::strerror(e), ")");
-  }
 }
 
 bool file_exists(const std::string& path) {

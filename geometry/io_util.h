@@ -8,15 +8,17 @@
 #include <cstdint>
 #include <string>
 
+#include "core/atomic_file.h"
+
 namespace lapis {
 namespace geometry {
 namespace detail {
+using lapis::write_file_atomic;  // core/atomic_file.h
 
 // Reads a whole file as bytes; throws lapis::Error("<op>: cannot open '<path>' ...") if it fails.
 std::string read_file_bytes(const std::string& path, const std::string& op);
 
-// Writes `bytes` to `path` atomically (temp file in the same directory, flush, rename).
-void write_file_atomic(const std::string& path, const std::string& bytes, const std::string& op);
+// write_file_atomic: see core/atomic_file.h (used by every writer here).
 
 bool file_exists(const std::string& path);
 

@@ -1,7 +1,6 @@
 #include "graph/dataset_io.h"
 
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <array>
 #include <cctype>
@@ -45,26 +44,6 @@ std::string read_maybe_gz(const std::string& path, const char* op) {
     return gunzip(bytes, path);
   }
   return bytes;
-}
-
-void write_file_atomic(const std::string& path, const std::string& bytes, const char* op) {
-  // Same folder as the target so that rename() stays within one file system.
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    LAPIS_CHECK(out.good(), op, "cannot create '", tmp, "' (", std::strerror(errno), ")");
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    out.flush();
-    if (!out.good()) {
-      std::remove(tmp.c_str());
-      LAPIS_FAIL(op, "error while writing '", tmp, "' (disk full?)");
-    }
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    std::remove(tmp.c_str());
-    LAPIS_FAIL(op, "cannot rename '", tmp, "' to '", path, "' (", std::strerror(err), ")");
-  }
 }
 
 // ---- inflate (after Mark Adler's puff.c: canonical Huffman decoding one bit at a time) ----

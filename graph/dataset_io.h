@@ -10,8 +10,11 @@
 #include <string>
 #include <vector>
 
+#include "core/atomic_file.h"
+
 namespace lapis {
 namespace graph {
+using lapis::write_file_atomic;  // core/atomic_file.h
 
 // The bytes of `path`. Throws lapis::Error "<op>: cannot open '<path>'" when it cannot be read.
 std::string read_file_bytes(const std::string& path, const char* op = "read_file");
@@ -31,9 +34,7 @@ std::string find_maybe_gz(const std::string& path);
 // Reads `path` (decompressing when it ends in .gz or starts with the gzip magic bytes).
 std::string read_maybe_gz(const std::string& path, const char* op);
 
-// Writes `bytes` to `path` atomically: a temporary file in the same folder, then rename(), so a
-// reader never sees a half-written file. Throws lapis::Error naming the path on failure.
-void write_file_atomic(const std::string& path, const std::string& bytes, const char* op);
+// Atomic writes: write_file_atomic from core/atomic_file.h.
 
 // Reads a text file one line at a time, splitting each line on whitespace and commas, and
 // parsing numbers strictly: every error names the file and the 1-based line. Blank lines are

@@ -7,6 +7,7 @@
 #include <mutex>
 #include <thread>
 
+#include "core/atomic_file.h"
 #include "graph/random_walk_se.h"
 
 namespace lapis {
@@ -114,18 +115,7 @@ void save_cache(const std::string& path, uint64_t key, uint32_t kind, uint32_t p
   }
   const uint64_t sum = hash_bytes(0xcbf29ce484222325ull, bytes.data(), bytes.size());
   wr(&sum, 8);
-  const std::string tmp = path + ".tmp" + std::to_string(reinterpret_cast<uintptr_t>(&bytes));
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    LAPIS_CHECK(f.good(), "encoding_cache", "cannot write ", tmp);
-    f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    f.close();
-    LAPIS_CHECK(f.good(), "encoding_cache", "writing ", tmp, " failed");
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    LAPIS_FAIL("encoding_cache", "cannot rename ", tmp, " to ", path);
-  }
+  write_file_atomic(path, bytes, "encoding_cache");
 }
 
 std::vector<Tensor> cached(const std::vector<const Graph*>& graphs, uint32_t kind, uint32_t param,

@@ -9,12 +9,12 @@
 #include <sstream>
 #include <vector>
 
-#include <unistd.h>
 
 #include <pcl/PCLPointCloud2.h>
 #include <pcl/conversions.h>
 #include <pcl/io/pcd_io.h>
 
+#include "core/atomic_file.h"
 #include "core/check.h"
 
 namespace lapis {
@@ -289,30 +289,23 @@ PointCloud read_pcd(const std::string& path) {
 }
 
 void write_pcd(const std::string& path, const PointCloud& cloud, bool binary) {
-  const std::string tmp = path + ".tmp." + std::to_string(static_cast<long>(::getpid()));
-  int rc = 0;
-  ::pcl::PCDWriter writer;
-  try {
-    if (cloud.has_normals()) {
-      rc = writer.write(tmp, to_pcl_point_normal(cloud), binary);
-    } else {
-      rc = writer.write(tmp, to_pcl_xyz(cloud), binary);
-    }
-  } catch (const lapis::Error&) {
-    std::remove(tmp.c_str());
-    throw;
-  } catch (const std::exception& e) {
-    std::remove(tmp.c_str());
-    LAPIS_FAIL("write_pcd", "'", path, "': ", e.what());
-  }
-  if (rc != 0) {
-    std::remove(tmp.c_str());
-    LAPIS_FAIL("write_pcd", "'", path, "': PCL could not write '", tmp, "' (code ", rc, ")");
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    LAPIS_FAIL("write_pcd", "cannot rename '", tmp, "' to '", path, "'");
-  }
+  replace_file_atomic(
+      path,
+      [&](const std::string& tmp) {
+        int rc = 0;
+        ::pcl::PCDWriter writer;
+        try {
+          rc = cloud.has_normals() ? writer.write(tmp, to_pcl_point_normal(cloud), binary)
+                                   : writer.write(tmp, to_pcl_xyz(cloud), binary);
+        } catch (const lapis::Error&) {
+          throw;
+        } catch (const std::exception& e) {
+          LAPIS_FAIL("write_pcd", "'", path, "': ", e.what());
+        }
+        LAPIS_CHECK(rc == 0, "write_pcd", "'", path, "': PCL could not write '", tmp,
+                    "' (code ", rc, ")");
+      },
+      "write_pcd");
 }
 
 }  // namespace geometry

@@ -1,36 +1,18 @@
 #include "models/gt/training_report.h"
 
-#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <iomanip>
 #include <sstream>
 
+#include "core/atomic_file.h"
 #include "core/check.h"
 
 namespace lapis {
 namespace gt {
-
-void write_text_atomic(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    LAPIS_CHECK(f.good(), "write_text_atomic", "cannot open ", tmp, " for writing");
-    f << text;
-    f.flush();
-    LAPIS_CHECK(f.good(), "write_text_atomic", "write to ", tmp, " failed");
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::filesystem::remove(tmp, ec);
-    LAPIS_FAIL("write_text_atomic", "cannot rename ", tmp, " to ", path);
-  }
-}
 
 TrainingReport::TrainingReport(std::string out_dir, std::string metric_name)
     : out_dir_(std::move(out_dir)), metric_(std::move(metric_name)) {}
@@ -73,9 +55,10 @@ void TrainingReport::write_files() const {
         << r.seconds << '\n';
   }
   const std::filesystem::path dir = out_dir_;
-  write_text_atomic((dir / "log.jsonl").string(), jsonl.str());
-  write_text_atomic((dir / "log.csv").string(), csv.str());
-  write_text_atomic((dir / "curves.svg").string(), learning_curve_svg(history_, metric_));
+  write_file_atomic((dir / "log.jsonl").string(), jsonl.str(), "TrainingReport");
+  write_file_atomic((dir / "log.csv").string(), csv.str(), "TrainingReport");
+  write_file_atomic((dir / "curves.svg").string(), learning_curve_svg(history_, metric_),
+                    "TrainingReport");
 }
 
 namespace {

@@ -33,8 +33,5 @@ class TrainingReport {
 std::string learning_curve_svg(const std::vector<EpochRecord>& history,
                                const std::string& metric_name);
 
-// Writes text to path atomically (temporary file in the same folder, then rename).
-void write_text_atomic(const std::string& path, const std::string& text);
-
 }  // namespace gt
 }  // namespace lapis

@@ -2,12 +2,7 @@
 // nlohmann::json, which stays private to this file.
 #include "models/io/safetensors.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -15,6 +10,8 @@
 #include <set>
 
 #include <nlohmann/json.hpp>
+
+#include "core/atomic_file.h"
 
 namespace lapis {
 namespace io {
@@ -112,39 +109,27 @@ void save_safetensors(const std::string& path,
   unsigned char len_bytes[8];
   for (int i = 0; i < 8; ++i) len_bytes[i] = static_cast<unsigned char>(header_len >> (8 * i));
 
-  // Temporary file next to the target so that rename() stays within one file system.
-  static std::atomic<uint64_t> counter{0};
-  const std::string tmp = str_cat(path, ".tmp.", static_cast<long>(::getpid()), ".",
-                                  counter.fetch_add(1));
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  LAPIS_CHECK(f != nullptr, op, "cannot create '", tmp, "' (for '", path, "'): ", errno_text());
-  try {
-    write_all(f, len_bytes, 8, tmp);
-    write_all(f, header_text.data(), header_text.size(), tmp);
-    for (const auto* nt : order) {
-      const Tensor host = nt->second.to(Device::cpu());
-      if (host.numel() > 0) write_all(f, host.raw_data(), host.nbytes(), tmp);
-    }
-    LAPIS_CHECK(std::fflush(f) == 0, op, "flushing '", tmp, "' failed: ", errno_text());
-    LAPIS_CHECK(::fsync(::fileno(f)) == 0, op, "fsync of '", tmp, "' failed: ", errno_text());
-    const int rc = std::fclose(f);
-    f = nullptr;
-    LAPIS_CHECK(rc == 0, op, "closing '", tmp, "' failed: ", errno_text());
-    LAPIS_CHECK(std::rename(tmp.c_str(), path.c_str()) == 0, op, "cannot rename '", tmp,
-                "' to '", path, "': ", errno_text());
-  } catch (...) {
-    if (f != nullptr) std::fclose(f);
-    std::remove(tmp.c_str());
-    throw;
-  }
-  // Make the rename itself durable (best effort: some file systems refuse fsync on directories).
-  const size_t slash = path.find_last_of('/');
-  const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
-  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
-  if (dfd >= 0) {
-    (void)::fsync(dfd);
-    ::close(dfd);
-  }
+  // Streamed into the temporary file (tensors can be large), then renamed over `path`.
+  replace_file_atomic(
+      path,
+      [&](const std::string& tmp) {
+        std::FILE* f = std::fopen(tmp.c_str(), "wb");
+        LAPIS_CHECK(f != nullptr, op, "cannot create '", tmp, "' (for '", path, "'): ",
+                    errno_text());
+        try {
+          write_all(f, len_bytes, 8, tmp);
+          write_all(f, header_text.data(), header_text.size(), tmp);
+          for (const auto* nt : order) {
+            const Tensor host = nt->second.to(Device::cpu());
+            if (host.numel() > 0) write_all(f, host.raw_data(), host.nbytes(), tmp);
+          }
+        } catch (...) {
+          std::fclose(f);
+          throw;
+        }
+        LAPIS_CHECK(std::fclose(f) == 0, op, "closing '", tmp, "' failed: ", errno_text());
+      },
+      op);
 }
 
 SafetensorsFile load_safetensors(const std::string& path) {
