@@ -7,7 +7,6 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <iomanip>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -453,9 +452,10 @@ TrainResult train_graph_transformer(const TrainConfig& config_in, std::ostream* 
     const int64_t total_batches = train_loader.num_batches();
     while (train_loader.next(cpu)) {
       if (data.pe_index >= 0) {
-        // One random sign per LapPE column per batch (training only), as the reference.
+        // One random sign per LapPE column per batch (training only), as the reference. The
+        // batch's extras are fresh concatenations (batch_samples), so flipping in place leaves
+        // the dataset's encodings untouched.
         Tensor& pe = cpu.node_extras[static_cast<size_t>(data.pe_index)];
-        pe = pe.clone();
         Generator gen = flip_generator(config.seed, epoch, batches);
         graph::flip_signs_random(pe, gen);
       }
