@@ -13,7 +13,13 @@ Optimizer::Optimizer(std::vector<nn::Parameter*> params, double lr)
 }
 
 void Optimizer::zero_grad() {
-  for (nn::Parameter* p : params_) p->grad.zero();
+  std::vector<Tensor*> grads;
+  grads.reserve(params_.size());
+  for (nn::Parameter* p : params_) {
+    check_defined("Optimizer::zero_grad", p->name.c_str(), p->grad);
+    grads.push_back(&p->grad);
+  }
+  zero_multi(grads, &zero_plan_);
 }
 
 void Optimizer::set_lr(double lr) {
@@ -67,9 +73,12 @@ void Adam::step() {
   AdamHyper h = hyper_;
   h.lr = lr_;
   const int64_t t = step_ + 1;
+  std::vector<AdamTensors> tensors(params_.size());
   for (size_t i = 0; i < params_.size(); ++i) {
-    adam_step(params_[i]->value, exp_avg_[i], exp_avg_sq_[i], params_[i]->grad, h, t);
+    tensors[i] = {&params_[i]->value, &exp_avg_[i], &exp_avg_sq_[i], &params_[i]->grad};
   }
+  // Entry i is parameter i, so an error's "grad[i]" names params()[i].
+  adam_step_multi(tensors, h, t, &step_plan_);
   step_ = t;
 }
 

@@ -1,5 +1,7 @@
 // Optimizers over nn::Parameter lists: Adam (L2 weight decay) and AdamW (decoupled decay), on the
-// fused kernel of kernels/adam.h, matching torch.optim.Adam / AdamW (amsgrad=False).
+// fused kernel of kernels/adam.h, matching torch.optim.Adam / AdamW (amsgrad=False). On CUDA,
+// step() and zero_grad() take one launch each per device and dtype (multi-tensor kernels), not
+// one per parameter.
 #pragma once
 
 #include <cstdint>
@@ -19,9 +21,13 @@ class Optimizer {
   // params must outlive the optimizer (Module::parameters() pointers do).
   Optimizer(std::vector<nn::Parameter*> params, double lr);
   virtual ~Optimizer() = default;
+  // Not copyable: a copy would share the state tensors with the original.
+  Optimizer(const Optimizer&) = delete;
+  Optimizer& operator=(const Optimizer&) = delete;
 
   // One update of every parameter from its grad; advances step_count().
   virtual void step() = 0;
+  // Sets every parameter's grad to zero (one launch per CUDA device).
   void zero_grad();
   void set_lr(double lr);
   double lr() const { return lr_; }
@@ -41,6 +47,9 @@ class Optimizer {
   std::vector<nn::Parameter*> params_;
   double lr_;
   int64_t step_ = 0;
+
+ private:
+  MultiTensorPlan zero_plan_;  // device table of the grads for zero_grad
 };
 
 class Adam : public Optimizer {
@@ -63,6 +72,7 @@ class Adam : public Optimizer {
   AdamHyper hyper_;
   std::vector<Tensor> exp_avg_;     // m, one per parameter
   std::vector<Tensor> exp_avg_sq_;  // v, one per parameter
+  MultiTensorPlan step_plan_;       // device table of (param, grad, m, v) for step
 };
 
 // AdamW: decoupled weight decay p -= lr * wd * p (torch default weight_decay 0.01).

@@ -1,9 +1,12 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <memory>
+#include <string>
 #include <vector>
 
 #include "core/tensor.h"
+#include "kernels/adam.h"
 #include "models/nn/module.h"
 #include "models/optim/optimizer.h"
 #include "models/optim/scheduler.h"
@@ -221,6 +224,176 @@ TEST(AdamCuda, MatchesCpuAfterModuleMove) {
   EXPECT_TRUE(ob.state()[0].second->is_cuda());
   EXPECT_TRUE(testing::all_close(b.p().value, a.p().value, 1e-12, 1e-12));
   EXPECT_TRUE(testing::all_close(*ob.state()[1].second, *oa.state()[1].second, 1e-12, 1e-12));
+}
+
+// ---- many parameters: the multi-tensor path of step() and zero_grad() ----
+
+// Parameters of the sizes the multi-tensor kernels must handle (empty, odd, several chunks),
+// in one dtype, plus a second dtype when mixed (the ZINC model is all f32; mixing tests groups).
+class Bag : public nn::Module {
+ public:
+  Bag(uint64_t seed, bool mixed) {
+    Generator gen(seed);
+    const std::vector<int64_t> sizes = {0, 1, 7, 31, 32, 33, 257, 5000, 100003};
+    for (size_t i = 0; i < sizes.size(); ++i) {
+      const Dtype dt = mixed && i % 2 == 1 ? Dtype::F64 : Dtype::F32;
+      register_parameter("p" + std::to_string(i), Tensor::randn({sizes[i]}, gen, dt));
+    }
+  }
+};
+
+// Fills every grad of m with fresh normal values from gen (same draws for same-shaped twins).
+void fill_grads(nn::Module& m, Generator& gen) {
+  for (nn::Parameter* p : m.parameters()) {
+    p->grad.copy_from(Tensor::randn(p->grad.shape(), gen, p->grad.dtype()));
+  }
+}
+
+::testing::AssertionResult values_bitwise_equal(nn::Module& a, nn::Module& b) {
+  const auto pa = a.parameters(), pb = b.parameters();
+  for (size_t i = 0; i < pa.size(); ++i) {
+    const ::testing::AssertionResult r = testing::bitwise_equal(pa[i]->value, pb[i]->value);
+    if (!r) return ::testing::AssertionFailure() << pa[i]->name << ": " << r.message();
+  }
+  return ::testing::AssertionSuccess();
+}
+
+// Reference: kernels' adam_step on each parameter, with the optimizer's bias-correction step.
+struct PerTensorAdam {
+  AdamHyper hyper;
+  std::vector<Tensor> m, v;
+  void step(nn::Module& mod, int64_t t) {
+    const auto ps = mod.parameters();
+    if (m.empty()) {
+      for (nn::Parameter* p : ps) {
+        m.push_back(Tensor::zeros(p->value.shape(), p->value.dtype(), p->value.device()));
+        v.push_back(Tensor::zeros(p->value.shape(), p->value.dtype(), p->value.device()));
+      }
+    }
+    for (size_t i = 0; i < ps.size(); ++i) adam_step(ps[i]->value, m[i], v[i], ps[i]->grad, hyper, t);
+  }
+};
+
+// Optimizer trajectory == per-tensor adam_step trajectory, bitwise, for Adam and AdamW.
+void expect_identical_trajectories(Device device, bool mixed) {
+  for (bool decoupled : {false, true}) {
+    Bag a(21, mixed), b(21, mixed);
+    a.to(device);
+    b.to(device);
+    AdamHyper h;
+    h.lr = 0.003;
+    h.weight_decay = 0.02;
+    h.decoupled = decoupled;
+    std::unique_ptr<optim::Adam> opt;
+    if (decoupled) opt = std::make_unique<optim::AdamW>(a.parameters(), h);
+    else opt = std::make_unique<optim::Adam>(a.parameters(), h);
+    PerTensorAdam ref{h, {}, {}};
+    Generator ga(4), gb(4);
+    for (int64_t t = 1; t <= 4; ++t) {
+      opt->zero_grad();
+      fill_grads(a, ga);
+      fill_grads(b, gb);
+      opt->step();
+      ref.step(b, t);
+      ASSERT_TRUE(values_bitwise_equal(a, b)) << "step " << t << " decoupled " << decoupled;
+    }
+    auto state = opt->state();
+    for (size_t i = 0; i < ref.m.size(); ++i) {
+      EXPECT_TRUE(testing::bitwise_equal(*state[2 * i].second, ref.m[i])) << state[2 * i].first;
+      EXPECT_TRUE(testing::bitwise_equal(*state[2 * i + 1].second, ref.v[i]))
+          << state[2 * i + 1].first;
+    }
+  }
+}
+
+// An optimizer without Adam state, to check that zero_grad does not depend on one.
+class PlainSgd : public optim::Optimizer {
+ public:
+  using optim::Optimizer::Optimizer;
+  void step() override {}
+  std::string name() const override { return "plain_sgd"; }
+};
+
+void expect_zero_grad_zeros_everything(Device device) {
+  Bag bag(8, /*mixed=*/true);
+  bag.to(device);
+  optim::AdamW adam(bag.parameters(), 0.01);
+  PlainSgd plain(bag.parameters(), 0.1);
+  Generator gen(2);
+  for (optim::Optimizer* opt : {static_cast<optim::Optimizer*>(&adam),
+                                static_cast<optim::Optimizer*>(&plain)}) {
+    for (int round = 0; round < 2; ++round) {  // the second round reuses the cached table
+      fill_grads(bag, gen);
+      const std::vector<Tensor> values_before = [&] {
+        std::vector<Tensor> v;
+        for (nn::Parameter* p : bag.parameters()) v.push_back(p->value.clone());
+        return v;
+      }();
+      opt->zero_grad();
+      const auto ps = bag.parameters();
+      for (size_t i = 0; i < ps.size(); ++i) {
+        const Tensor& g = ps[i]->grad;
+        EXPECT_TRUE(testing::bitwise_equal(g, Tensor::zeros(g.shape(), g.dtype(), g.device())))
+            << opt->name() << " " << ps[i]->name;
+        EXPECT_TRUE(testing::bitwise_equal(ps[i]->value, values_before[i])) << ps[i]->name;
+      }
+    }
+  }
+}
+
+TEST(Adam, ManyParametersFollowThePerTensorTrajectoryBitwise) {
+  expect_identical_trajectories(Device::cpu(), /*mixed=*/false);
+  expect_identical_trajectories(Device::cpu(), /*mixed=*/true);
+}
+
+TEST(Optimizer, ZeroGradZerosEveryGrad) { expect_zero_grad_zeros_everything(Device::cpu()); }
+
+TEST(Optimizer, ZeroGradNamesAnUndefinedGrad) {
+  Vec m({1.0, 2.0});
+  optim::AdamW opt(m.parameters(), 0.01);
+  m.p().grad = Tensor();
+  testing::expect_error_mentions([&] { opt.zero_grad(); }, {"zero_grad", "x", "undefined"});
+}
+
+TEST(AdamCuda, ManyParametersFollowThePerTensorTrajectoryBitwise) {
+  LAPIS_REQUIRE_CUDA_OR_SKIP();
+  expect_identical_trajectories(Device::cuda(), /*mixed=*/false);
+  expect_identical_trajectories(Device::cuda(), /*mixed=*/true);
+}
+
+TEST(AdamCuda, ZeroGradZerosEveryGrad) {
+  LAPIS_REQUIRE_CUDA_OR_SKIP();
+  expect_zero_grad_zeros_everything(Device::cuda());
+}
+
+// Module::to between steps replaces every tensor: the optimizer's device table follows, and the
+// trajectory still equals the per-tensor one (both move at the same step).
+TEST(AdamCuda, TableFollowsTheModuleAcrossDevices) {
+  LAPIS_REQUIRE_CUDA_OR_SKIP();
+  Bag a(5, false), b(5, false);
+  AdamHyper h;
+  h.lr = 0.01;
+  optim::AdamW opt(a.parameters(), h);
+  PerTensorAdam ref{h, {}, {}};
+  Generator ga(6), gb(6);
+  const std::vector<Device> where = {Device::cpu(), Device::cuda(), Device::cuda(),
+                                     Device::cpu(), Device::cuda()};
+  for (size_t t = 0; t < where.size(); ++t) {
+    a.to(where[t]);
+    b.to(where[t]);
+    for (Tensor& m : ref.m) m = m.to(where[t]);
+    for (Tensor& v : ref.v) v = v.to(where[t]);
+    fill_grads(a, ga);
+    fill_grads(b, gb);
+    opt.step();
+    ref.step(b, static_cast<int64_t>(t) + 1);
+    ASSERT_TRUE(values_bitwise_equal(a, b)) << "step " << t + 1 << " on " << where[t].to_string();
+    opt.zero_grad();
+    for (nn::Parameter* p : a.parameters()) {
+      EXPECT_TRUE(testing::bitwise_equal(
+          p->grad, Tensor::zeros(p->grad.shape(), p->grad.dtype(), p->grad.device())));
+    }
+  }
 }
 
 }  // namespace
