@@ -133,8 +133,11 @@ Tensor GraphTransformer::forward(const GraphTransformerInput& input, GraphTransf
 
   ctx.layers.resize(layers_.size());
   for (size_t l = 0; l < layers_.size(); ++l) {
+    // The last layer's new e feeds nothing (the readout and the head use nodes only), so it
+    // skips its edge branch.
+    const bool edge_out = config_.edge_features() && l + 1 < layers_.size();
     Tensor e_next;
-    h = layers_[l]->forward(h, e, g, ctx.layers[l], config_.edge_features() ? &e_next : nullptr);
+    h = layers_[l]->forward(h, e, g, ctx.layers[l], edge_out ? &e_next : nullptr);
     e = e_next;
   }
   ctx.h_last = h;
@@ -164,11 +167,8 @@ void GraphTransformer::backward(const Tensor& dL_dout, const GraphTransformerCtx
                             config_.readout == Readout::Mean ? SegmentReduce::Mean
                                                              : SegmentReduce::Sum);
   }
-  // The last layer's edge output feeds nothing (the readout uses nodes only): zero gradient.
+  // The last layer skipped its edge branch (see forward): no gradient flows into it.
   Tensor de;
-  if (config_.edge_features()) {
-    de = Tensor::zeros({g.num_edges, config_.hidden}, dh.dtype(), dh.device());
-  }
   for (size_t l = layers_.size(); l-- > 0;) {
     Tensor de_in;
     dh = layers_[l]->backward(dh, de, g, ctx.layers[l],

@@ -97,15 +97,15 @@ Tensor GraphTransformerLayer::forward(const Tensor& h, const Tensor& e, const Cs
   check_shape("GraphTransformerLayer::forward", "h", h, {N, C});
   if (options_.edge_features) {
     check_shape("GraphTransformerLayer::forward", "e", e, {E, C});
-    LAPIS_CHECK(e_out != nullptr, "GraphTransformerLayer::forward",
-                "the edge variant needs e_out");
   }
+  ctx.edge_branch = options_.edge_features && e_out != nullptr;
   ctx.q = q_->forward(h, ctx.q_ctx).reshape({N, H, D});
   ctx.k = k_->forward(h, ctx.k_ctx).reshape({N, H, D});
   ctx.v = v_->forward(h, ctx.v_ctx).reshape({N, H, D});
   if (options_.edge_features) {
     ctx.p = e_->forward(e, ctx.e_ctx).reshape({E, H, D});
-    ctx.edge_attn = Tensor::empty({E, H, D}, h.dtype(), h.device());
+    // Without the edge branch the attention does not write its edge output.
+    ctx.edge_attn = ctx.edge_branch ? Tensor::empty({E, H, D}, h.dtype(), h.device()) : Tensor();
   } else {
     ctx.p = Tensor();
     ctx.edge_attn = Tensor();
@@ -124,7 +124,7 @@ Tensor GraphTransformerLayer::forward(const Tensor& h, const Tensor& e, const Cs
   add(h2, h2, h1);
   h2 = norm2_h_->forward(h2, ctx.norm2_h);
 
-  if (options_.edge_features) {
+  if (ctx.edge_branch) {
     Tensor t = drop_e_->forward(ctx.edge_attn.reshape({E, C}), ctx.drop_e);
     Tensor e1 = o_e_->forward(t, ctx.o_e_ctx);
     add(e1, e1, e);
@@ -154,9 +154,12 @@ Tensor GraphTransformerLayer::backward(const Tensor& dL_dh_out, const Tensor& dL
 
   Tensor dedge_attn, de_in, dp;
   if (options_.edge_features) {
-    check_shape("GraphTransformerLayer::backward", "dL_de_out", dL_de_out, {E, C});
     LAPIS_CHECK(dL_de_in != nullptr, "GraphTransformerLayer::backward",
                 "the edge variant needs dL_de_in");
+    dp = Tensor::empty({E, H, D}, dL_dh_out.dtype(), dL_dh_out.device());
+  }
+  if (ctx.edge_branch) {
+    check_shape("GraphTransformerLayer::backward", "dL_de_out", dL_de_out, {E, C});
     Tensor ge2 = norm2_e_->backward(dL_de_out, ctx.norm2_e);
     Tensor de1 = ffn_e_->backward(ge2, ctx.ffn_e);
     add(de1, de1, ge2);
@@ -164,7 +167,6 @@ Tensor GraphTransformerLayer::backward(const Tensor& dL_dh_out, const Tensor& dL
     Tensor dt = o_e_->backward(ge1, ctx.o_e_ctx);
     dedge_attn = drop_e_->backward(dt, ctx.drop_e).reshape({E, H, D});
     de_in = ge1;
-    dp = Tensor::empty({E, H, D}, dL_dh_out.dtype(), dL_dh_out.device());
   }
 
   Tensor dq = Tensor::empty({N, H, D}, dL_dh_out.dtype(), dL_dh_out.device());
@@ -176,7 +178,12 @@ Tensor GraphTransformerLayer::backward(const Tensor& dL_dh_out, const Tensor& dL
   add(dh_in, dh_in, k_->backward(dk.reshape({N, C}), ctx.k_ctx));
   add(dh_in, dh_in, v_->backward(dv.reshape({N, C}), ctx.v_ctx));
   if (options_.edge_features) {
-    add(de_in, de_in, e_->backward(dp.reshape({E, C}), ctx.e_ctx));
+    Tensor de_p = e_->backward(dp.reshape({E, C}), ctx.e_ctx);
+    if (ctx.edge_branch) {
+      add(de_in, de_in, de_p);
+    } else {
+      de_in = de_p;  // no residual branch: e reaches the output only through the attention
+    }
     *dL_de_in = de_in;
   }
   return dh_in;

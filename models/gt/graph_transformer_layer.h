@@ -57,6 +57,7 @@ struct GraphTransformerLayerCtx {
   nn::DropoutCtx drop_h, drop_e;
   NormCtx norm1_h, norm2_h, norm1_e, norm2_e;
   nn::MLPCtx ffn_h, ffn_e;
+  bool edge_branch = false;  // the forward ran the edge branch (edge variant with e_out)
 };
 
 class GraphTransformerLayer : public nn::Module {
@@ -64,11 +65,13 @@ class GraphTransformerLayer : public nn::Module {
   GraphTransformerLayer(const GraphTransformerLayerOptions& options, Generator& gen);
 
   // h [N, C]; e [E, C] (edge variant) or undefined. Returns the new h; *e_out receives the new e
-  // in the edge variant.
+  // in the edge variant. e_out == nullptr in the edge variant means nobody reads the new e (the
+  // last layer of a graph-level model): the edge branch after the attention (O_e, norms, FFN) is
+  // skipped, and its parameters get no gradient contribution (they would get exactly zero).
   Tensor forward(const Tensor& h, const Tensor& e, const CsrGraphView& graph,
                  GraphTransformerLayerCtx& ctx, Tensor* e_out);
-  // dL_dh_out [N, C]; dL_de_out [E, C] (edge variant). Writes *dL_de_in (edge variant) and
-  // returns dL_dh_in.
+  // dL_dh_out [N, C]; dL_de_out [E, C] (edge variant; ignored, and may be undefined, when the
+  // forward skipped the edge branch). Writes *dL_de_in (edge variant) and returns dL_dh_in.
   Tensor backward(const Tensor& dL_dh_out, const Tensor& dL_de_out, const CsrGraphView& graph,
                   const GraphTransformerLayerCtx& ctx, Tensor* dL_de_in);
 

@@ -95,8 +95,12 @@ TEST(GraphTransformer, PatternParameterCountMatchesReference) {
 
 // ---- layer gradients (F64, central differences) ----
 
-void check_layer_gradients(bool edges, NormKind norm) {
-  SCOPED_TRACE(std::string(edges ? "edge" : "no-edge") + " variant, " + norm_kind_name(norm));
+// edge_out = false: the edge variant without its edge output (a model's last layer): the loss
+// sees h only, and the skipped edge branch's parameters must come out with zero gradient.
+void check_layer_gradients(bool edges, NormKind norm, bool edge_out = true) {
+  SCOPED_TRACE(std::string(edges ? "edge" : "no-edge") + " variant, " + norm_kind_name(norm) +
+               (edges && !edge_out ? ", no edge output" : ""));
+  const bool with_e_out = edges && edge_out;
   Generator gen(5);
   GraphTransformerLayerOptions o;
   o.channels = 8;  // C
@@ -119,15 +123,16 @@ void check_layer_gradients(bool edges, NormKind norm) {
   auto loss = [&] {
     GraphTransformerLayerCtx ctx;
     Tensor e_out;
-    const Tensor h_out = layer.forward(h, e, view, ctx, edges ? &e_out : nullptr);
-    return dot(G_h, h_out) + (edges ? dot(G_e, e_out) : 0.0);
+    const Tensor h_out = layer.forward(h, e, view, ctx, with_e_out ? &e_out : nullptr);
+    return dot(G_h, h_out) + (with_e_out ? dot(G_e, e_out) : 0.0);
   };
 
   layer.zero_grad();
   GraphTransformerLayerCtx ctx;
   Tensor e_out, de;
-  layer.forward(h, e, view, ctx, edges ? &e_out : nullptr);
-  const Tensor dh = layer.backward(G_h, G_e, view, ctx, edges ? &de : nullptr);
+  layer.forward(h, e, view, ctx, with_e_out ? &e_out : nullptr);
+  const Tensor dh =
+      layer.backward(G_h, with_e_out ? G_e : Tensor(), view, ctx, edges ? &de : nullptr);
   std::vector<std::pair<std::string, Tensor>> grads;
   for (nn::Parameter* p : layer.parameters()) grads.push_back({p->name, p->grad.clone()});
 
@@ -143,6 +148,9 @@ void check_layer_gradients(bool edges, NormKind norm) {
 
 TEST(GraphTransformerLayer, GradientsEdgeBatchNorm) { check_layer_gradients(true, NormKind::Batch); }
 TEST(GraphTransformerLayer, GradientsEdgeLayerNorm) { check_layer_gradients(true, NormKind::Layer); }
+TEST(GraphTransformerLayer, GradientsEdgeWithoutEdgeOutput) {
+  check_layer_gradients(true, NormKind::Batch, /*edge_out=*/false);
+}
 TEST(GraphTransformerLayer, GradientsNoEdgeBatchNorm) {
   check_layer_gradients(false, NormKind::Batch);
 }
