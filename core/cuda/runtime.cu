@@ -3,6 +3,8 @@
 #include <cuda_runtime.h>
 
 #include <atomic>
+#include <cstring>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <string>
@@ -185,6 +187,82 @@ CachingAllocator& allocator() {
   return *a;
 }
 
+// Pinned staging ring for host-to-device copies. A cudaMemcpyAsync from pageable memory may
+// synchronise with the stream before staging ("the driver may synchronize with the stream"),
+// which stops the host from running ahead of the GPU: a training step uploads a dozen small
+// batch tensors, and each such wait drains the queue. Small copies therefore go through this
+// ring of page-locked memory: memcpy into the ring, then a truly asynchronous copy on the
+// library stream, with an event recorded per region. A region is reused only after its event
+// has completed (in steady state long before the ring wraps, so nobody waits). Large copies
+// (over a quarter of the ring) go directly from pageable memory.
+class PinnedStaging {
+ public:
+  static constexpr size_t kCapacity = size_t{16} << 20;
+
+  // Copies src to dst (device) through the ring; false when the copy should not be staged.
+  bool copy(void* dst, const void* src, size_t nbytes) {
+    if (nbytes == 0 || nbytes > kCapacity / 4) return false;
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!ring_) {
+      if (cudaHostAlloc(&ring_, kCapacity, cudaHostAllocDefault) != cudaSuccess) {
+        cudaGetLastError();  // no pinned memory available: fall back to pageable copies
+        ring_ = nullptr;
+        disabled_ = true;
+      }
+    }
+    if (disabled_) return false;
+    const size_t size = (nbytes + 255) & ~size_t{255};  // keep regions 256-byte aligned
+    // Pending regions in FIFO order are in ring order starting just after head_: the previous
+    // lap's regions at [head_, end of ring), then this lap's at [0, head_).
+    if (head_ + size > kCapacity) {
+      // Wrap: the previous lap's tail regions are the oldest; retire them first.
+      while (!pending_.empty() && pending_.front().begin >= head_) retire_front();
+      head_ = 0;
+    }
+    const size_t begin = head_, end = head_ + size;
+    while (!pending_.empty() && pending_.front().begin < end && begin < pending_.front().end) {
+      retire_front();
+    }
+    char* slot = static_cast<char*>(ring_) + begin;
+    std::memcpy(slot, src, nbytes);
+    LAPIS_CUDA_CHECK(cudaMemcpyAsync(dst, slot, nbytes, cudaMemcpyHostToDevice, stream()));
+    cudaEvent_t done;
+    if (spare_.empty()) {
+      LAPIS_CUDA_CHECK(cudaEventCreateWithFlags(&done, cudaEventDisableTiming));
+    } else {
+      done = spare_.back();
+      spare_.pop_back();
+    }
+    LAPIS_CUDA_CHECK(cudaEventRecord(done, stream()));
+    pending_.push_back({begin, end, done});
+    head_ = end;
+    return true;
+  }
+
+ private:
+  struct Region {
+    size_t begin, end;
+    cudaEvent_t done;
+  };
+  // Waits until the oldest region's copy has completed (normally long done) and frees it.
+  void retire_front() {
+    LAPIS_CUDA_CHECK(cudaEventSynchronize(pending_.front().done));
+    spare_.push_back(pending_.front().done);
+    pending_.pop_front();
+  }
+  std::mutex mutex_;
+  void* ring_ = nullptr;
+  bool disabled_ = false;
+  size_t head_ = 0;
+  std::deque<Region> pending_;
+  std::vector<cudaEvent_t> spare_;
+};
+
+PinnedStaging& pinned_staging() {
+  static PinnedStaging* s = new PinnedStaging();  // never destroyed: outlives static tensors
+  return *s;
+}
+
 template <typename T>
 __global__ void fill_kernel(T* dst, size_t n, T value) {
   for (size_t i = blockIdx.x * static_cast<size_t>(blockDim.x) + threadIdx.x; i < n;
@@ -267,8 +345,9 @@ void empty_cache() {
 }
 
 void copy_host_to_device(void* dst, const void* src, size_t nbytes) {
-  // Pageable host memory: cudaMemcpyAsync returns once the source has been staged, so the
-  // caller may free or reuse `src` right after.
+  // Either way the caller may free or reuse `src` as soon as this returns: the ring holds a
+  // copy, and a pageable cudaMemcpyAsync returns once the source has been staged.
+  if (pinned_staging().copy(dst, src, nbytes)) return;
   LAPIS_CUDA_CHECK(cudaMemcpyAsync(dst, src, nbytes, cudaMemcpyHostToDevice, stream()));
 }
 

@@ -1,5 +1,9 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <random>
+#include <vector>
+
 #include "core/cuda_api.h"
 #include "core/tensor.h"
 #include "tests/common/test_util.h"
@@ -138,6 +142,34 @@ TEST(TensorCuda, CachingAllocatorReusesBlocks) {
   const auto after = cuda::allocator_stats();
   EXPECT_EQ(after.cuda_malloc_calls, before.cuda_malloc_calls);
   EXPECT_GE(after.cache_hits, before.cache_hits + 10);
+}
+
+// Host-to-device copies of small tensors go through a pinned staging ring (core/cuda/runtime.cu):
+// many uploads of varied sizes, far more bytes than the ring holds, interleaved with device work
+// and with the host buffer overwritten right after each upload, must all arrive intact.
+TEST(TensorCuda, UploadsThroughTheStagingRingStayIntact) {
+  LAPIS_REQUIRE_CUDA_OR_SKIP();
+  std::mt19937 rng(7);
+  std::uniform_int_distribution<int64_t> size(1, 300000);  // up to 1.2 MB (the ring is 16 MB)
+  std::vector<Tensor> on_device;
+  std::vector<std::vector<float>> expected;
+  int64_t total = 0;
+  std::vector<float> host;
+  for (int i = 0; total < 40 * 1000 * 1000; ++i) {  // ~160 MB: the ring wraps about ten times
+    const int64_t n = i % 50 == 0 ? 5000000 : size(rng);  // some copies too big to stage
+    host.resize(static_cast<size_t>(n));
+    for (int64_t k = 0; k < n; ++k) host[static_cast<size_t>(k)] = static_cast<float>(i * 7 + k % 1000);
+    Tensor t = Tensor::from_vector<float>(host, {n}).to(Device::cuda());
+    std::fill(host.begin(), host.end(), -1.f);  // the upload must not read the host copy later
+    if (i % 3 == 0) t = t.clone();                // device work queued between uploads
+    expected.emplace_back(static_cast<size_t>(n));
+    for (int64_t k = 0; k < n; ++k) expected.back()[static_cast<size_t>(k)] = static_cast<float>(i * 7 + k % 1000);
+    on_device.push_back(t);
+    total += n;
+  }
+  for (size_t i = 0; i < on_device.size(); ++i) {
+    ASSERT_EQ(on_device[i].to(Device::cpu()).to_vector<float>(), expected[i]) << "upload " << i;
+  }
 }
 
 }  // namespace
