@@ -1,5 +1,8 @@
 #include "kernels/cuda/elementwise_cuda.h"
 
+#include <algorithm>
+#include <mutex>
+
 #include "core/cuda/cuda_check.h"
 #include "kernels/cuda/device_utils.cuh"
 #include "core/random.h"
@@ -31,70 +34,111 @@ __global__ void bias_add_forward_kernel(scalar_t* out, const scalar_t* x, const 
   LAPIS_KERNEL_LOOP(i, n) out[i] = x[i] + bias[i % C];
 }
 
-// Column sums of x [N, C], deterministic (fixed partition and summation order, no atomics).
-// Block (32, 8): threadIdx.x picks a column (coalesced across the warp), threadIdx.y and
-// blockIdx.y stride over rows. Each block writes the partial sum of its row slice to
-// partial[blockIdx.y, c]; with one row slice (gridDim.y == 1) it writes the result directly.
+// Column sums of x [N, C] in one launch, deterministic (fixed partition and summation order; the
+// only atomic elects the finishing block). Grid (ceil(C/32), S), block (32, 8): threadIdx.x picks
+// a column (coalesced across the warp), blockIdx.y a slice of consecutive rows, threadIdx.y
+// strides over the slice. With one slice the block adds its sum to out directly; otherwise each
+// block stores its slice's sum in partial[s, c], and the last block of the column tile to arrive
+// (counter per tile, "last block done" as in PyTorch's Reduce.cuh and the CUDA
+// threadFenceReduction sample) adds the S partials in slice order and writes out. This replaces
+// the partial-sums kernel + finishing kernel pair (2 launches -> 1).
 constexpr int kColX = 32, kColY = 8;
+constexpr int64_t kColTargetBlocks = 1024;  // ~8 resident 256-thread blocks on each of 132 SMs
+constexpr int64_t kColMinRows = 64;         // N <= 64: one slice, no partials, no counter
+
+// Sum of v over threadIdx.y = 0..kColY-1 in that order, for each threadIdx.x; valid where
+// threadIdx.y == 0. Every thread of the block must call it; tile is free again on return.
 template <typename scalar_t>
-__global__ void bias_add_backward_kernel(scalar_t* partial, const scalar_t* x, int64_t N,
-                                         int64_t C, bool accumulate) {
+__device__ scalar_t sum_over_block_rows(scalar_t (&tile)[kColY][kColX + 1], scalar_t v) {
+  tile[threadIdx.y][threadIdx.x] = v;
+  __syncthreads();
+  scalar_t total = 0;
+  if (threadIdx.y == 0) {
+    for (int k = 0; k < kColY; ++k) total += tile[k][threadIdx.x];
+  }
+  __syncthreads();
+  return total;
+}
+
+// Every thread of the block calls this (uniform control flow) after the block stored its
+// partials. True, in every thread, in the block of column tile blockIdx.x that arrives last
+// among the tile's gridDim.y blocks; that block sees all partials and resets the counter to zero
+// for the next kernel on the stream. Same protocol as norm_cuda.cu.
+__device__ bool last_block_arrives(unsigned int* counter) {
+  __shared__ bool last;
+  __threadfence();  // this thread's partial stores are visible device-wide before the count
+  __syncthreads();
+  if (threadIdx.x == 0 && threadIdx.y == 0) {
+    const unsigned int arrived = atomicAdd(counter, 1u);
+    last = arrived + 1u == gridDim.y;
+    if (last) *counter = 0u;  // all blocks of the tile have counted: no further atomics on it
+  }
+  __syncthreads();
+  if (last) __threadfence();  // order the partial loads after the observed count
+  return last;
+}
+
+// out[c] += sum over rows of x[r, c]. partial [S, C] and counters [ceil(C/32)] are unused (may
+// be null) when S == 1.
+template <typename scalar_t>
+__global__ void bias_add_backward_kernel(scalar_t* __restrict__ out, scalar_t* __restrict__ partial,
+                                         unsigned int* __restrict__ counters,
+                                         const scalar_t* __restrict__ x, int64_t N, int64_t C,
+                                         int64_t slice_rows) {
   __shared__ scalar_t tile[kColY][kColX + 1];
   const int64_t c = static_cast<int64_t>(blockIdx.x) * kColX + threadIdx.x;
+  const bool active = c < C;
+  const int64_t r0 = static_cast<int64_t>(blockIdx.y) * slice_rows;
+  const int64_t r1 = r0 + slice_rows < N ? r0 + slice_rows : N;
   scalar_t sum = 0;
-  if (c < C) {
-    for (int64_t r = static_cast<int64_t>(blockIdx.y) * kColY + threadIdx.y; r < N;
-         r += static_cast<int64_t>(gridDim.y) * kColY)
-      sum += x[r * C + c];
+  if (active) {
+#pragma unroll 4
+    for (int64_t r = r0 + threadIdx.y; r < r1; r += kColY) sum += x[r * C + c];
   }
-  tile[threadIdx.y][threadIdx.x] = sum;
-  __syncthreads();
-  if (threadIdx.y == 0 && c < C) {
-    scalar_t total = 0;
-    for (int k = 0; k < kColY; ++k) total += tile[k][threadIdx.x];
-    scalar_t* dst = partial + static_cast<int64_t>(blockIdx.y) * C + c;
-    if (gridDim.y == 1 && accumulate) *dst += total;
-    else *dst = total;
-  }
-}
-
-// out[c] (+)= sum over s of partial[s, c], in order of s.
-template <typename scalar_t>
-__global__ void bias_add_backward_finish_kernel(scalar_t* out, const scalar_t* partial,
-                                                int64_t slices, int64_t C, bool accumulate) {
-  LAPIS_KERNEL_LOOP(c, C) {
-    scalar_t total = 0;
-    for (int64_t s = 0; s < slices; ++s) total += partial[s * C + c];
-    out[c] = accumulate ? out[c] + total : total;
-  }
-}
-
-template <typename scalar_t>
-void column_sums(scalar_t* out, const scalar_t* x, int64_t N, int64_t C, bool accumulate,
-                 Device device) {
-  if (C == 0) return;
-  const int64_t col_blocks = (C + kColX - 1) / kColX;
-  // Enough row slices to fill the GPU when C is small, each slice at least 64 rows long.
-  int64_t slices = (N + 63) / 64;
-  const int64_t max_slices = col_blocks >= 512 ? 1 : 512 / col_blocks;
-  if (slices > max_slices) slices = max_slices;
-  if (slices < 1) slices = 1;
-  if (col_blocks > 2147483647) LAPIS_FAIL("column_sums", "too many columns: ", C);
-  const dim3 block(kColX, kColY);
-  const dim3 grid(static_cast<unsigned>(col_blocks), static_cast<unsigned>(slices));
-  if (slices == 1) {
-    if (N == 0 && accumulate) return;  // adding zero
-    bias_add_backward_kernel<scalar_t><<<grid, block, 0, stream()>>>(out, x, N, C, accumulate);
-    LAPIS_CUDA_CHECK(cudaGetLastError());
+  sum = sum_over_block_rows(tile, sum);
+  if (gridDim.y == 1) {  // the block saw every row
+    if (threadIdx.y == 0 && active) out[c] += sum;
     return;
   }
-  // Scratch from the caching allocator; freeing it at scope end is safe in stream order.
-  Tensor partial = Tensor::empty({slices, C}, dtype_of<scalar_t>(), device);
-  bias_add_backward_kernel<scalar_t><<<grid, block, 0, stream()>>>(partial.data<scalar_t>(), x,
-                                                                   N, C, false);
+  if (threadIdx.y == 0 && active) partial[static_cast<int64_t>(blockIdx.y) * C + c] = sum;
+  if (!last_block_arrives(counters + blockIdx.x)) return;
+  // Last block of the tile: slices s = threadIdx.y + 8k in order per thread, then the 8 thread
+  // sums in order. __ldcg reads from L2, where the other blocks' stores went.
+  sum = 0;
+  if (active) {
+    for (int64_t s = threadIdx.y; s < gridDim.y; s += kColY) sum += __ldcg(partial + s * C + c);
+  }
+  sum = sum_over_block_rows(tile, sum);
+  if (threadIdx.y == 0 && active) out[c] += sum;
+}
+
+// out [C] += column sums of x [N, C]; one launch (none when N == 0 or C == 0).
+template <typename scalar_t>
+void column_sums_accumulate(scalar_t* out, const scalar_t* x, int64_t N, int64_t C,
+                            Device device) {
+  if (N == 0 || C == 0) return;  // adding zero
+  const int64_t col_blocks = (C + kColX - 1) / kColX;
+  if (col_blocks > 2147483647) LAPIS_FAIL("bias_add_backward", "too many columns: ", C);
+  // Enough row slices to fill the GPU when C is small, each at least kColMinRows rows; rows
+  // [s * rows, min(N, (s + 1) * rows)) form slice s, and no slice is empty.
+  const int64_t cap = col_blocks >= kColTargetBlocks ? 1 : kColTargetBlocks / col_blocks;
+  int64_t slices = (N + kColMinRows - 1) / kColMinRows;
+  if (slices > cap) slices = cap;
+  const int64_t rows = (N + slices - 1) / slices;
+  slices = (N + rows - 1) / rows;
+  const dim3 block(kColX, kColY);
+  const dim3 grid(static_cast<unsigned>(col_blocks), static_cast<unsigned>(slices));
+  Tensor partial;  // scratch from the caching allocator; freeing it at scope end is stream-safe
+  scalar_t* partial_ptr = nullptr;
+  unsigned int* counters = nullptr;
+  if (slices > 1) {
+    partial = Tensor::empty({slices, C}, dtype_of<scalar_t>(), device);
+    partial_ptr = partial.data<scalar_t>();
+    counters = reduction_counters(col_blocks);
+  }
+  bias_add_backward_kernel<scalar_t><<<grid, block, 0, stream()>>>(out, partial_ptr, counters,
+                                                                   x, N, C, rows);
   LAPIS_CUDA_CHECK(cudaGetLastError());
-  LAPIS_LAUNCH(bias_add_backward_finish_kernel<scalar_t>, C, kBlock, out,
-               partial.data<scalar_t>(), slices, C, accumulate);
 }
 
 template <typename scalar_t>
@@ -189,9 +233,8 @@ void bias_add_forward(Tensor& out, const Tensor& x, const Tensor& bias) {
 
 void bias_add_backward(Tensor& dL_dbias, const Tensor& dL_dout) {
   LAPIS_DISPATCH_FLOAT(dL_dbias.dtype(), "bias_add_backward", [&] {
-    column_sums<scalar_t>(dL_dbias.data<scalar_t>(), dL_dout.data<scalar_t>(),
-                          dL_dout.size(0), dL_dout.size(1), /*accumulate=*/true,
-                          dL_dbias.device());
+    column_sums_accumulate<scalar_t>(dL_dbias.data<scalar_t>(), dL_dout.data<scalar_t>(),
+                                     dL_dout.size(0), dL_dout.size(1), dL_dbias.device());
   });
 }
 
@@ -226,6 +269,31 @@ void dropout_backward(Tensor& dL_dx, const Tensor& dL_dout, const Tensor& mask) 
                  dL_dx.data<scalar_t>(), dL_dout.data<scalar_t>(), mask.data<scalar_t>(),
                  dL_dx.numel());
   });
+}
+
+unsigned int* reduction_counters(int64_t count) {
+  // Created once and deliberately never destroyed (as the library stream: static destruction
+  // races with the CUDA runtime's own teardown). A larger request gets a fresh buffer and the old
+  // one stays allocated (kernels queued earlier, or a pointer another host thread already took,
+  // may still use it); that happens only past 131072 columns and costs a few KiB.
+  struct Pool {
+    std::mutex mutex;
+    unsigned int* counters = nullptr;
+    int64_t capacity = 0;
+  };
+  static Pool* pool = new Pool();
+  std::lock_guard<std::mutex> lock(pool->mutex);
+  if (count > pool->capacity) {
+    const int64_t capacity = std::max<int64_t>(count, 4096);  // 4096 tiles = 131072 columns
+    const size_t bytes = static_cast<size_t>(capacity) * sizeof(unsigned int);
+    unsigned int* fresh = nullptr;
+    LAPIS_CUDA_CHECK(cudaMalloc(&fresh, bytes));
+    // On the library stream, so every kernel queued there later sees zeros.
+    LAPIS_CUDA_CHECK(cudaMemsetAsync(fresh, 0, bytes, stream()));
+    pool->counters = fresh;
+    pool->capacity = capacity;
+  }
+  return pool->counters;
 }
 
 }  // namespace cuda

@@ -1,6 +1,9 @@
 // CUDA BatchNorm, LayerNorm and RMSNorm over x [N, C] (host-only declarations; kernels/norm.h).
-// BatchNorm reduces columns with one block per 32-channel tile; LayerNorm and RMSNorm use one
-// warp per row.
+// Column reductions (BatchNorm statistics, parameter gradients) split the rows into slices and
+// finish in the last block of each 32-channel tile to arrive, in one launch and in a fixed order
+// (deterministic); LayerNorm and RMSNorm use one warp per row. Launches per call: BatchNorm
+// forward 2 (training) / 1 (eval), backward 2 (training) / 1 (eval); LayerNorm and RMSNorm
+// forward 1, backward 2.
 #pragma once
 
 #include "core/tensor.h"

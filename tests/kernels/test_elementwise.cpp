@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <utility>
 
 #include "core/tensor.h"
 #include "kernels/elementwise.h"
@@ -265,6 +266,40 @@ TEST(ElementwiseCuda, BiasGradientIsDeterministic) {
   bias_add_backward(cpu_sum, g.to(Device::cpu()));
   // 1e5 standard normals per column: sum ~ 316, float reordering error ~ 1e-2 at most.
   EXPECT_TRUE(testing::all_close(a, cpu_sum, 2e-2, 1e-4));
+}
+
+TEST(ElementwiseCuda, BiasGradientSliceEdges) {
+  LAPIS_REQUIRE_CUDA_OR_SKIP();
+  // bias_add_backward on CUDA is one launch: row slices per 32-column tile, one slice (the block
+  // adds its sum directly) for N <= 64, otherwise min(ceil(N / 64), 1024 / tiles) slices and the
+  // last block of each tile to arrive adds the partials. Shapes around those thresholds, with
+  // partial column tiles, a width whose tile count exceeds 1024 (one slice per tile), and 3e5
+  // rows; alternating them also checks that the shared tile counters return to zero.
+  const Device gpu = Device::cuda();
+  Generator gen(77);
+  for (Dtype dt : {Dtype::F32, Dtype::F64}) {
+    for (int round = 0; round < 2; ++round) {
+      for (auto [N, C] : {std::pair<int64_t, int64_t>{0, 5}, {1, 1}, {1, 33}, {63, 7}, {64, 64},
+                          {65, 64}, {65, 1}, {129, 95}, {3000, 64}, {6400, 128}, {70, 33000},
+                          {300000, 64}, {20000, 1025}}) {
+        SCOPED_TRACE(::testing::Message() << dtype_name(dt) << " round " << round << " N=" << N
+                                          << " C=" << C);
+        const Tensor g = Tensor::randn({N, C}, gen, dt);
+        const Tensor g_gpu = g.to(gpu);
+        Tensor db = Tensor::full({C}, 0.25, dt), db_g = Tensor::full({C}, 0.25, dt, gpu);
+        bias_add_backward(db, g);
+        bias_add_backward(db_g, g_gpu);
+        // Sums of N standard normals in another order: f32 error grows ~1e-7 per row.
+        // f64: the CPU reference adds the N rows one after another (~1e-16 * N).
+        const double atol = dt == Dtype::F32 ? 1e-4 + 1e-7 * static_cast<double>(N)
+                                             : 1e-11 + 1e-15 * static_cast<double>(N);
+        EXPECT_TRUE(testing::all_close(db_g, db, atol, dt == Dtype::F32 ? 1e-5 : 1e-13));
+        Tensor again = Tensor::full({C}, 0.25, dt, gpu);
+        bias_add_backward(again, g_gpu);
+        EXPECT_TRUE(testing::bitwise_equal(again, db_g));
+      }
+    }
+  }
 }
 
 TEST(ElementwiseCuda, DropoutMatchesCpuBitwise) {

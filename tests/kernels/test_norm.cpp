@@ -445,5 +445,159 @@ TEST(NormCuda, EmptyInputsAndDeviceMismatch) {
                         {"layernorm_forward", "cuda"});
 }
 
+// ---------------------------------------------------------------- CUDA: reduction edge cases
+
+// The CUDA column reductions (norm_cuda.cu) split N into row slices per 32-channel tile: one
+// slice (the block finishes alone) for N <= 64, otherwise S slices of ceil(N / S) rows with
+// S = min(ceil(N / 64), 1024 / ceil(C / 32)), the last block of each tile to arrive combining
+// them; BatchNorm's statistics take each slice in two-pass chunks of up to 256 rows.
+// Compares BatchNorm (training and eval, forward and backward) and LayerNorm/RMSNorm backward on
+// x [n, c] ~ N(x_mean, x_std) with the CPU, and checks that a second CUDA run gives the same bits.
+// out_atol bounds |out - ref| (xhat carries the f32 rounding of the mean: ~1e-7 * |x_mean|);
+// param_atol the parameter gradients, sums over n rows.
+void expect_norms_match_cpu(int64_t n, int64_t c, Dtype dt, double x_mean, double x_std,
+                            double out_atol, double param_atol, bool row_norms) {
+  SCOPED_TRACE(::testing::Message() << dtype_name(dt) << " n=" << n << " c=" << c);
+  const Device gpu = Device::cuda();
+  Generator gen(7 * n + c);
+  DeviceParams h = random_device_params(n, c, dt, 3 * n + c);
+  h.x = Tensor::randn({n, c}, gen, dt, Device::cpu(), x_mean, x_std);
+  const DeviceParams d = to_cuda(h);
+  const double tol = atol_for(dt);
+  for (bool training : {true, false}) {
+    if (training && n < 2) continue;
+    SCOPED_TRACE(training ? "training" : "eval");
+    auto forward = [&](const DeviceParams& p) {
+      return training ? bn_train(p.x, p.w, p.b, p.rm, p.rv, 0.1, 1e-5)
+                      : bn_eval(p.x, p.w, p.b, p.rm, p.rv, 1e-5);
+    };
+    BatchNormRun rh = forward(h), rd = forward(d), rd2 = forward(d);
+    EXPECT_TRUE(all_close(rd.out, rh.out, out_atol, tol));
+    EXPECT_TRUE(all_close(rd.cache.mean, rh.cache.mean, tol, tol));
+    EXPECT_TRUE(all_close(rd.cache.rstd, rh.cache.rstd, tol, tol));
+    EXPECT_TRUE(testing::bitwise_equal(rd2.out, rd.out));
+    EXPECT_TRUE(testing::bitwise_equal(rd2.cache.rstd, rd.cache.rstd));
+    if (training) {
+      EXPECT_TRUE(all_close(rd.running_mean, rh.running_mean, tol, tol));
+      EXPECT_TRUE(all_close(rd.running_var, rh.running_var, tol, tol));
+      EXPECT_TRUE(testing::bitwise_equal(rd2.running_var, rd.running_var));
+    }
+    auto backward = [&](const DeviceParams& p, const BatchNormRun& r, Tensor& dx, Tensor& dw,
+                        Tensor& db) {
+      dx = Tensor::full({n, c}, 99.0, dt, p.x.device());  // overwritten
+      dw = Tensor::full({c}, 0.5, dt, p.x.device());
+      db = Tensor::full({c}, -0.5, dt, p.x.device());
+      batchnorm_backward(dx, dw, db, p.G, p.x, p.w, r.cache);
+    };
+    Tensor dxh, dwh, dbh, dxd, dwd, dbd, dxd2, dwd2, dbd2;
+    backward(h, rh, dxh, dwh, dbh);
+    backward(d, rd, dxd, dwd, dbd);
+    backward(d, rd, dxd2, dwd2, dbd2);
+    EXPECT_TRUE(all_close(dxd, dxh, tol, tol));
+    EXPECT_TRUE(all_close(dwd, dwh, param_atol, tol));
+    EXPECT_TRUE(all_close(dbd, dbh, param_atol, tol));
+    EXPECT_TRUE(testing::bitwise_equal(dxd2, dxd));
+    EXPECT_TRUE(testing::bitwise_equal(dwd2, dwd));
+    EXPECT_TRUE(testing::bitwise_equal(dbd2, dbd));
+  }
+  if (!row_norms) return;
+  RowNormRun lh = ln_forward(h.x, h.w, h.b, 1e-5), ld = ln_forward(d.x, d.w, d.b, 1e-5);
+  Tensor dxh = Tensor::empty({n, c}, dt), dxd = Tensor::empty({n, c}, dt, gpu);
+  Tensor dwh = Tensor::full({c}, 0.5, dt), dbh = Tensor::full({c}, -0.5, dt);
+  Tensor dwd = dwh.to(gpu), dbd = dbh.to(gpu);
+  layernorm_backward(dxh, dwh, dbh, h.G, h.x, h.w, lh.ln);
+  layernorm_backward(dxd, dwd, dbd, d.G, d.x, d.w, ld.ln);
+  EXPECT_TRUE(all_close(dxd, dxh, tol, tol));
+  EXPECT_TRUE(all_close(dwd, dwh, param_atol, tol));
+  EXPECT_TRUE(all_close(dbd, dbh, param_atol, tol));
+  RowNormRun sh = rms_forward(h.x, h.w, 1e-6), sd = rms_forward(d.x, d.w, 1e-6);
+  Tensor dwh2 = Tensor::full({c}, 0.5, dt), dwd2 = dwh2.to(gpu);
+  rmsnorm_backward(dxh, dwh2, h.G, h.x, h.w, sh.rms);
+  rmsnorm_backward(dxd, dwd2, d.G, d.x, d.w, sd.rms);
+  EXPECT_TRUE(all_close(dxd, dxh, tol, tol));
+  EXPECT_TRUE(all_close(dwd2, dwh2, param_atol, tol));
+}
+
+// f32 parameter gradients are sums of n terms of size ~1 in a different order than the CPU's
+// double sums: allow ~1e-7 per row on top of the usual 1e-4.
+double param_atol_for(Dtype dt, int64_t n) {
+  return dt == Dtype::F32 ? 1e-4 + 1e-7 * static_cast<double>(n) : 1e-10 + 1e-14 * n;
+}
+
+TEST(NormCuda, ReductionSliceThresholds) {
+  LAPIS_REQUIRE_CUDA_OR_SKIP();
+  for (Dtype dt : {Dtype::F32, Dtype::F64}) {
+    // N = 1 (eval only), 2, 64 (one slice), 65 (two slices of 33 and 32 rows), 1000; C = 1 and
+    // odd widths (partial column tiles), 64 and 128 (ZINC).
+    for (int64_t n : {int64_t(1), int64_t(2), int64_t(64), int64_t(65), int64_t(1000)}) {
+      for (int64_t c : {int64_t(1), int64_t(3), int64_t(64), int64_t(95), int64_t(128)}) {
+        expect_norms_match_cpu(n, c, dt, 0.5, 1.5, atol_for(dt), param_atol_for(dt, n), true);
+      }
+    }
+  }
+}
+
+TEST(NormCuda, ReductionLargeShapes) {
+  LAPIS_REQUIRE_CUDA_OR_SKIP();
+  for (Dtype dt : {Dtype::F32, Dtype::F64}) {
+    // ZINC-sized batches: 3000 nodes and 6400 edges.
+    expect_norms_match_cpu(3000, 64, dt, 0.5, 1.5, atol_for(dt), param_atol_for(dt, 3000), true);
+    expect_norms_match_cpu(6400, 128, dt, 0.5, 1.5, atol_for(dt), param_atol_for(dt, 6400),
+                           false);
+    // C = 1024 caps the slices at 32: N = 8192 gives slices of exactly one 256-row statistics
+    // chunk, N = 8193 slices of 257 rows (a 256-row chunk and a 1-row chunk).
+    for (int64_t n : {int64_t(8192), int64_t(8193)}) {
+      expect_norms_match_cpu(n, 1024, dt, 0.5, 1.5, atol_for(dt), param_atol_for(dt, n), false);
+    }
+    // 512 slices of 586 rows (three chunks each).
+    expect_norms_match_cpu(300000, 64, dt, 0.5, 1.5, atol_for(dt), param_atol_for(dt, 300000),
+                           false);
+    // 1057 channels: 34 column tiles, the last with one channel.
+    expect_norms_match_cpu(200, 1057, dt, 0.5, 1.5, atol_for(dt), param_atol_for(dt, 200), true);
+  }
+}
+
+TEST(NormCuda, BatchNormVarianceOfOffsetDataIsAccurate) {
+  LAPIS_REQUIRE_CUDA_OR_SKIP();
+  // x ~ 1000 + N(0, 1) in f32: E[x^2] - E[x]^2 would cancel 6 digits and leave an error of
+  // order 1 in the variance; the two-pass chunks merged with Chan's update keep rstd and the
+  // running variance within 1e-4. out: xhat carries the mean's f32 rounding near 1000 (ulp 6e-5,
+  // a few ulps after the merges) times rstd * |w| <= ~3: atol 2e-3.
+  // dw = sum g * xhat carries that rounding times sum g (~sqrt(N) = 141 here): atol 0.1.
+  expect_norms_match_cpu(20000, 64, Dtype::F32, 1000.0, 1.0, 2e-3, 0.1, false);
+  // f64: the CPU reference's own mean (20000 values near 1000 added in turn) is good to ~1e-11,
+  // which dw carries times sum g: atol 1e-8.
+  expect_norms_match_cpu(20000, 64, Dtype::F64, 1000.0, 1.0, 1e-10, 1e-8, false);
+}
+
+TEST(NormCuda, ConsecutiveReductionsWithDifferentTilings) {
+  LAPIS_REQUIRE_CUDA_OR_SKIP();
+  // Every multi-slice reduction elects its finishing block with counters shared by all such
+  // kernels on the stream, and must leave them at zero: alternate tile counts (1, 2, 32) and
+  // slice counts, and compare every result with the CPU.
+  const Device gpu = Device::cuda();
+  const Dtype dt = Dtype::F32;
+  for (int round = 0; round < 2; ++round) {
+    for (auto [n, c] : {std::pair<int64_t, int64_t>{5000, 1024}, {300, 64}, {1000, 7},
+                        {65, 64}, {100000, 32}}) {
+      SCOPED_TRACE(::testing::Message() << "round " << round << " n=" << n << " c=" << c);
+      DeviceParams h = random_device_params(n, c, dt, 17 * n + c + round);
+      DeviceParams d = to_cuda(h);
+      BatchNormRun rh = bn_train(h.x, h.w, h.b, h.rm, h.rv, 0.1, 1e-5);
+      BatchNormRun rd = bn_train(d.x, d.w, d.b, d.rm, d.rv, 0.1, 1e-5);
+      EXPECT_CLOSE(rd.out, rh.out, dt);
+      EXPECT_CLOSE(rd.running_var, rh.running_var, dt);
+      Tensor dx = Tensor::empty({n, c}, dt), dxd = Tensor::empty({n, c}, dt, gpu);
+      Tensor dw = Tensor::zeros({c}, dt), db = Tensor::zeros({c}, dt);
+      Tensor dwd = dw.to(gpu), dbd = db.to(gpu);
+      batchnorm_backward(dx, dw, db, h.G, h.x, h.w, rh.cache);
+      batchnorm_backward(dxd, dwd, dbd, d.G, d.x, d.w, rd.cache);
+      EXPECT_CLOSE(dxd, dx, dt);
+      EXPECT_TRUE(all_close(dwd, dw, param_atol_for(dt, n), rtol_for(dt)));
+      EXPECT_TRUE(all_close(dbd, db, param_atol_for(dt, n), rtol_for(dt)));
+    }
+  }
+}
+
 }  // namespace
 }  // namespace lapis
