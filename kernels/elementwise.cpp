@@ -42,7 +42,7 @@ void scale(Tensor& out, const Tensor& x, double alpha) {
   else cpu::scale(out, x, alpha);
 }
 
-void bias_add_forward(Tensor& out, const Tensor& x, const Tensor& bias) {
+void bias_add_forward(Tensor& out, const Tensor& x, const Tensor& bias, const Tensor& residual) {
   const char* op = "bias_add_forward";
   check_floating(op, "x", x);
   check_dim(op, "x", x, 2);
@@ -52,8 +52,9 @@ void bias_add_forward(Tensor& out, const Tensor& x, const Tensor& bias) {
               x.size(1), "] for x ", x.describe(), ", got ", bias.describe());
   check_dtype(op, "bias", bias, x.dtype());
   check_same_device(op, "bias", bias, "x", x);
-  if (out.is_cuda()) LAPIS_CUDA_CALL(cuda::bias_add_forward, out, x, bias);
-  else cpu::bias_add_forward(out, x, bias);
+  if (residual.defined()) check_like(op, "residual", residual, "x", x);
+  if (out.is_cuda()) LAPIS_CUDA_CALL(cuda::bias_add_forward, out, x, bias, residual);
+  else cpu::bias_add_forward(out, x, bias, residual);
 }
 
 void bias_add_backward(Tensor& dL_dbias, const Tensor& dL_dout) {

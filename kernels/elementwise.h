@@ -14,8 +14,10 @@ void axpy(Tensor& y, double alpha, const Tensor& x);
 // out = alpha * x. out may alias x.
 void scale(Tensor& out, const Tensor& x, double alpha);
 
-// out [N, C] = x [N, C] + bias [C] broadcast over rows. out may alias x.
-void bias_add_forward(Tensor& out, const Tensor& x, const Tensor& bias);
+// out [N, C] = x [N, C] + bias [C] broadcast over rows, then + residual [N, C] when given (one
+// pass with the rounding of two adds: (x + bias) + residual). out may alias x or residual.
+void bias_add_forward(Tensor& out, const Tensor& x, const Tensor& bias,
+                      const Tensor& residual = Tensor());
 // dL_dbias [C] += column sums of dL_dout [N, C]. (dL_dx equals dL_dout.)
 void bias_add_backward(Tensor& dL_dbias, const Tensor& dL_dout);
 

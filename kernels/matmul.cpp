@@ -34,7 +34,8 @@ void matmul(Tensor& out, const Tensor& a, const Tensor& b, bool trans_a, bool tr
   else cpu::matmul(out, a, b, trans_a, trans_b, alpha, beta);
 }
 
-void linear_forward(Tensor& out, const Tensor& x, const Tensor& weight, const Tensor& bias) {
+void linear_forward(Tensor& out, const Tensor& x, const Tensor& weight, const Tensor& bias,
+                    const Tensor& residual) {
   const char* op = "linear_forward";
   check_floating(op, "x", x);
   check_dim(op, "x", x, 2);
@@ -43,7 +44,11 @@ void linear_forward(Tensor& out, const Tensor& x, const Tensor& weight, const Te
               weight.size(1), " (x ", x.describe(), ", weight ", weight.describe(), ")");
   // out [N, OUT] = x [N, IN] @ weight^T [IN, OUT], then + bias [OUT] per row.
   matmul(out, x, weight, /*trans_a=*/false, /*trans_b=*/true);
-  if (bias.defined()) bias_add_forward(out, out, bias);
+  if (bias.defined()) {
+    bias_add_forward(out, out, bias, residual);
+  } else if (residual.defined()) {
+    add(out, out, residual);
+  }
 }
 
 void linear_backward(Tensor& dL_dx, Tensor& dL_dweight, Tensor& dL_dbias, const Tensor& dL_dout,

@@ -12,9 +12,11 @@ namespace lapis {
 void matmul(Tensor& out, const Tensor& a, const Tensor& b, bool trans_a = false,
             bool trans_b = false, double alpha = 1.0, double beta = 0.0);
 
-// Linear layer in PyTorch's layout: out [N, OUT] = x [N, IN] @ weight[OUT, IN]^T + bias [OUT].
-// bias may be undefined (no bias).
-void linear_forward(Tensor& out, const Tensor& x, const Tensor& weight, const Tensor& bias);
+// Linear layer in PyTorch's layout: out [N, OUT] = x [N, IN] @ weight[OUT, IN]^T + bias [OUT],
+// then + residual [N, OUT] when given (fused into the bias add: one launch fewer per residual
+// block, same rounding as a separate add). bias and residual may be undefined.
+void linear_forward(Tensor& out, const Tensor& x, const Tensor& weight, const Tensor& bias,
+                    const Tensor& residual = Tensor());
 // dL_dx [N, IN] = dL_dout @ weight (overwritten; pass an undefined tensor to skip it),
 // dL_dweight [OUT, IN] += dL_dout^T @ x, dL_dbias [OUT] += column sums of dL_dout (skipped when
 // undefined).

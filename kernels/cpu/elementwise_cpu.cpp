@@ -67,14 +67,19 @@ void scale(Tensor& out, const Tensor& x, double alpha) {
   });
 }
 
-void bias_add_forward(Tensor& out, const Tensor& x, const Tensor& bias) {
+void bias_add_forward(Tensor& out, const Tensor& x, const Tensor& bias, const Tensor& residual) {
   const int64_t N = x.size(0), C = x.size(1);
   LAPIS_DISPATCH_FLOAT(out.dtype(), "bias_add_forward", [&] {
     const scalar_t* px = x.data<scalar_t>();
     const scalar_t* pb = bias.data<scalar_t>();
+    const scalar_t* pr = residual.defined() ? residual.data<scalar_t>() : nullptr;
     scalar_t* po = out.data<scalar_t>();
-    for (int64_t i = 0; i < N; ++i)
-      for (int64_t c = 0; c < C; ++c) po[i * C + c] = px[i * C + c] + pb[c];
+    for (int64_t i = 0; i < N; ++i) {
+      for (int64_t c = 0; c < C; ++c) {
+        const scalar_t t = px[i * C + c] + pb[c];
+        po[i * C + c] = pr ? t + pr[i * C + c] : t;
+      }
+    }
   });
 }
 

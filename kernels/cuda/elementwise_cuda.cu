@@ -28,10 +28,19 @@ __global__ void scale_kernel(scalar_t* out, const scalar_t* x, scalar_t alpha, i
   LAPIS_KERNEL_LOOP(i, n) out[i] = alpha * x[i];
 }
 
+// out = (x + bias) + residual, residual optional (nullptr): the residual sum of a transformer
+// layer folded into the bias add, with the rounding of the two separate adds.
 template <typename scalar_t>
 __global__ void bias_add_forward_kernel(scalar_t* out, const scalar_t* x, const scalar_t* bias,
-                                        int64_t n, int64_t C) {
-  LAPIS_KERNEL_LOOP(i, n) out[i] = x[i] + bias[i % C];
+                                        const scalar_t* residual, int64_t n, int64_t C) {
+  if (residual) {
+    LAPIS_KERNEL_LOOP(i, n) {
+      const scalar_t t = x[i] + bias[i % C];
+      out[i] = t + residual[i];
+    }
+  } else {
+    LAPIS_KERNEL_LOOP(i, n) out[i] = x[i] + bias[i % C];
+  }
 }
 
 // Column sums of x [N, C] in one launch, deterministic (fixed partition and summation order; the
@@ -224,10 +233,12 @@ void scale(Tensor& out, const Tensor& x, double alpha) {
   });
 }
 
-void bias_add_forward(Tensor& out, const Tensor& x, const Tensor& bias) {
+void bias_add_forward(Tensor& out, const Tensor& x, const Tensor& bias, const Tensor& residual) {
   LAPIS_DISPATCH_FLOAT(out.dtype(), "bias_add_forward", [&] {
     LAPIS_LAUNCH(bias_add_forward_kernel<scalar_t>, out.numel(), kBlock, out.data<scalar_t>(),
-                 x.data<scalar_t>(), bias.data<scalar_t>(), out.numel(), x.size(1));
+                 x.data<scalar_t>(), bias.data<scalar_t>(),
+                 residual.defined() ? residual.data<scalar_t>() : nullptr, out.numel(),
+                 x.size(1));
   });
 }
 

@@ -13,7 +13,7 @@ namespace cuda {
 void add(Tensor& out, const Tensor& a, const Tensor& b);
 void axpy(Tensor& y, double alpha, const Tensor& x);
 void scale(Tensor& out, const Tensor& x, double alpha);
-void bias_add_forward(Tensor& out, const Tensor& x, const Tensor& bias);
+void bias_add_forward(Tensor& out, const Tensor& x, const Tensor& bias, const Tensor& residual);
 void bias_add_backward(Tensor& dL_dbias, const Tensor& dL_dout);
 void activation_forward(Tensor& out, const Tensor& x, Activation act);
 void activation_backward(Tensor& dL_dx, const Tensor& dL_dout, const Tensor& x, Activation act);

@@ -117,20 +117,16 @@ Tensor GraphTransformerLayer::forward(const Tensor& h, const Tensor& e, const Cs
 
   // Node path: h1 = Norm(h + O_h(dropout(attn))), h2 = Norm(h1 + FFN(h1)).
   Tensor a = drop_h_->forward(ctx.attn.reshape({N, C}), ctx.drop_h);
-  Tensor h1 = o_h_->forward(a, ctx.o_h_ctx);
-  add(h1, h1, h);
+  Tensor h1 = o_h_->forward(a, ctx.o_h_ctx, /*residual=*/h);
   h1 = norm1_h_->forward(h1, ctx.norm1_h);
-  Tensor h2 = ffn_h_->forward(h1, ctx.ffn_h);
-  add(h2, h2, h1);
+  Tensor h2 = ffn_h_->forward(h1, ctx.ffn_h, /*residual=*/h1);
   h2 = norm2_h_->forward(h2, ctx.norm2_h);
 
   if (ctx.edge_branch) {
     Tensor t = drop_e_->forward(ctx.edge_attn.reshape({E, C}), ctx.drop_e);
-    Tensor e1 = o_e_->forward(t, ctx.o_e_ctx);
-    add(e1, e1, e);
+    Tensor e1 = o_e_->forward(t, ctx.o_e_ctx, /*residual=*/e);
     e1 = norm1_e_->forward(e1, ctx.norm1_e);
-    Tensor e2 = ffn_e_->forward(e1, ctx.ffn_e);
-    add(e2, e2, e1);
+    Tensor e2 = ffn_e_->forward(e1, ctx.ffn_e, /*residual=*/e1);
     *e_out = norm2_e_->forward(e2, ctx.norm2_e);
   }
   return h2;

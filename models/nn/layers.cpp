@@ -18,11 +18,12 @@ Linear::Linear(int64_t in, int64_t out, bool bias, Generator& gen) : in_(in), ou
   if (bias) bias_ = &register_parameter("bias", Tensor::rand_uniform({out}, gen, -bound, bound));
 }
 
-Tensor Linear::forward(const Tensor& x, LinearCtx& ctx) {
+Tensor Linear::forward(const Tensor& x, LinearCtx& ctx, const Tensor& residual) {
   check_defined("Linear::forward", "x", x);
   check_dim("Linear::forward", "x", x, 2);
+  if (residual.defined()) check_shape("Linear::forward", "residual", residual, {x.size(0), out_});
   Tensor out = Tensor::empty({x.size(0), out_}, x.dtype(), x.device());
-  linear_forward(out, x, weight_->value, bias_ ? bias_->value : Tensor());
+  linear_forward(out, x, weight_->value, bias_ ? bias_->value : Tensor(), residual);
   ctx.x = x;
   return out;
 }
@@ -216,14 +217,14 @@ MLP::MLP(std::vector<int64_t> dims, Activation act, double dropout, Generator& g
   }
 }
 
-Tensor MLP::forward(const Tensor& x, MLPCtx& ctx) {
+Tensor MLP::forward(const Tensor& x, MLPCtx& ctx, const Tensor& residual) {
   const size_t n = linears_.size();
   ctx.linear.assign(n, LinearCtx());
   ctx.activation.assign(n - 1, ActivationCtx());
   ctx.dropout.assign(dropouts_.empty() ? 0 : n - 1, DropoutCtx());
   Tensor h = x;
   for (size_t i = 0; i < n; ++i) {
-    h = linears_[i]->forward(h, ctx.linear[i]);
+    h = linears_[i]->forward(h, ctx.linear[i], i + 1 < n ? Tensor() : residual);
     if (i + 1 < n) {
       h = activations_[i]->forward(h, ctx.activation[i]);
       if (!dropouts_.empty()) h = dropouts_[i]->forward(h, ctx.dropout[i]);

@@ -29,7 +29,8 @@ class Linear : public Module {
   // Initialised as torch.nn.Linear: weight and bias ~ U(-1/sqrt(in), 1/sqrt(in)), drawn from gen
   // (weight first, then bias).
   Linear(int64_t in, int64_t out, bool bias, Generator& gen);
-  Tensor forward(const Tensor& x, LinearCtx& ctx);
+  // residual [N, out] (optional) is added to the output in the same pass as the bias.
+  Tensor forward(const Tensor& x, LinearCtx& ctx, const Tensor& residual = Tensor());
   Tensor backward(const Tensor& dL_dout, const LinearCtx& ctx);
   int64_t in_features() const { return in_; }
   int64_t out_features() const { return out_; }
@@ -173,7 +174,8 @@ class MLP : public Module {
   // "layers.<i>" (i = 0 .. dims.size() - 2), so parameters are "layers.0.weight", ...
   // Dropout (p = dropout, seed drawn from gen) follows each hidden activation when dropout > 0.
   MLP(std::vector<int64_t> dims, Activation act, double dropout, Generator& gen);
-  Tensor forward(const Tensor& x, MLPCtx& ctx);
+  // residual [N, out] (optional) is added to the last Linear's output in its bias pass.
+  Tensor forward(const Tensor& x, MLPCtx& ctx, const Tensor& residual = Tensor());
   Tensor backward(const Tensor& dL_dout, const MLPCtx& ctx);
   int64_t num_layers() const { return static_cast<int64_t>(linears_.size()); }
   Linear& layer(int64_t i) { return *linears_.at(static_cast<size_t>(i)); }

@@ -49,6 +49,28 @@ TEST(Elementwise, BiasAddHandComputed) {
   EXPECT_EQ(db.to_vector<double>(), (std::vector<double>{7, 6, 14}));
 }
 
+// The fused residual: out = (x + bias) + residual, bitwise equal to the two separate adds, also
+// when out aliases the residual; a residual of the wrong shape is named in the error.
+TEST(Elementwise, BiasAddWithResidual) {
+  Generator gen(17);
+  for (Dtype dt : {Dtype::F32, Dtype::F64}) {
+    Tensor x = Tensor::randn({37, 5}, gen, dt), r = Tensor::randn({37, 5}, gen, dt);
+    Tensor bias = Tensor::randn({5}, gen, dt);
+    Tensor two_adds = Tensor::empty({37, 5}, dt), fused = Tensor::empty({37, 5}, dt);
+    bias_add_forward(two_adds, x, bias);
+    add(two_adds, two_adds, r);
+    bias_add_forward(fused, x, bias, r);
+    EXPECT_TRUE(testing::bitwise_equal(fused, two_adds));
+    Tensor in_place = r.clone();
+    bias_add_forward(in_place, x, bias, in_place);
+    EXPECT_TRUE(testing::bitwise_equal(in_place, two_adds));
+  }
+  Tensor x = Tensor::zeros({4, 3}), out = Tensor::empty({4, 3});
+  testing::expect_error_mentions(
+      [&] { bias_add_forward(out, x, Tensor::zeros({3}), Tensor::zeros({4, 2})); },
+      {"bias_add_forward", "residual", "[4, 2]"});
+}
+
 TEST(Elementwise, BiasAddGradientCheck) {
   Generator gen(9);
   Tensor x = Tensor::randn({5, 4}, gen, Dtype::F64);
@@ -232,6 +254,9 @@ TEST(ElementwiseCuda, MatchesCpu) {
         EXPECT_TRUE(testing::bitwise_equal(out_g, out));
         bias_add_forward(out, x, bias);
         bias_add_forward(out_g, xg, bg);
+        EXPECT_TRUE(testing::bitwise_equal(out_g, out));
+        bias_add_forward(out, x, bias, y);  // with the fused residual
+        bias_add_forward(out_g, xg, bg, yg);
         EXPECT_TRUE(testing::bitwise_equal(out_g, out));
         // Column sums of N values ~1 each: reordering error ~ N * eps * sqrt(N).
         Tensor db = Tensor::full({C}, 0.25, dt), db_g = Tensor::full({C}, 0.25, dt, gpu);
