@@ -7,9 +7,11 @@
 # Writes OUT_DIR/check/{tests.log,summary.txt,bench_dense.md} (every test binary with
 # LAPIS_REQUIRE_CUDA=1, then bench_dense), OUT_DIR/session.md (attention benchmark, PyG peer,
 # ZINC epoch times) or, with TRAIN_HOURS > 0, full ZINC training for the reference's four seeds
-# (OUT_DIR/zinc_train_SEED.txt and zinc_log_SEED.csv).
+# (OUT_DIR/zinc_train_SEED.txt and zinc_log_SEED.csv). NORMALS_GPU_ARGS (environment) holds the
+# arguments of bench_normals_gpu.
 set -uo pipefail
 build=$1 out=$2 pyg_gt=$3 zinc_tu=$4 hours=${5:-0}
+NORMALS_GPU_ARGS=${NORMALS_GPU_ARGS:---cuda-only}
 export LAPIS_SOURCE_DIR=$PWD
 mkdir -p "$out/check"
 md="$out/session.md"
@@ -26,6 +28,12 @@ if [ "$hours" = 0 ]; then
   python3 bench/pyg_attention.py >> "$md" 2>&1; endsection
   section "PyG peer: pyg_gt.py, ZINC train split, L=10 C=64 batch 128"
   python3 "$pyg_gt" --zinc "$zinc_tu" --epochs 4 >> "$md" 2>&1; endsection
+  section "bench_lappe grid --cuda: 1000x1000 grid + 1M random edges, k=10, Lanczos on the GPU"
+  "$build/bin/bench_lappe" grid --side 1000 --extra 1000000 --cuda >> "$md" 2>&1; endsection
+  if [ -x "$build/bin/bench_normals_gpu" ]; then
+    section "bench_normals_gpu: CUDA PCA normals (k=10) throughput"
+    "$build/bin/bench_normals_gpu" $NORMALS_GPU_ARGS >> "$md" 2>&1; endsection
+  fi
   section "lapis train-graph --dataset zinc --device cuda (published config)"
   "$build/bin/lapis" train-graph --dataset zinc --device cuda --epochs 4 --quiet \
     --cache-dir /tmp/lapis_cache >> "$md" 2>&1; endsection

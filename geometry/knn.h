@@ -1,8 +1,8 @@
 // k-nearest-neighbour and radius search over 3-D points.
 //
 // Every search orders neighbours by (squared distance, index): ties are broken by the smaller
-// point index, so the CPU KD-tree, the CUDA grid search and the brute-force reference return
-// identical index matrices. Squared distances are computed in float as
+// point index, so the CPU grid and KD-tree, the CUDA grid search and the brute-force reference
+// return identical index matrices. Squared distances are computed in float as
 // ((dx*dx + dy*dy) + dz*dz) with no fused multiply-add, the same on every path.
 #pragma once
 
@@ -79,7 +79,8 @@ class KdTree {
   std::unique_ptr<Impl> impl_;
 };
 
-// Self kNN of a cloud: row i holds the neighbours of point i (CPU KD-tree or CUDA grid).
+// Self kNN of a cloud: row i holds the neighbours of point i (CPU: uniform grid, or the KD-tree
+// where the grid would be slow, see geometry/knn.cpp; CUDA: grid).
 KnnResult knn(const Points& points, const KnnOptions& options);
 // kNN of arbitrary queries against points.
 KnnResult knn(const Points& points, const Points& queries, int k, int num_threads = 0,

@@ -2,10 +2,12 @@
 #include "geometry/normals.h"
 
 #include <cmath>
+#include <vector>
 
 #include "core/check.h"
 #include "core/cuda_api.h"
 #include "geometry/cuda/normals_cuda.h"
+#include "geometry/knn_grid.h"
 #include "geometry/parallel.h"
 #include "geometry/pca3.h"
 
@@ -73,12 +75,29 @@ NormalEstimate estimate_normals_pca(const Points& points, const NormalOptions& o
                     out.valid.data());
     return out;
   }
-  // Fused search + PCA in the KD-tree's spatial order: the same neighbours (and checks) as
+  // Fused search + PCA in the search's spatial order: the same neighbours (and checks) as
   // knn(points, ...) followed by normals_from_neighbors, without building and scattering the
   // N x k neighbour matrix (consecutive points also share most of their neighbours in cache).
-  const KdTree tree(points, options.num_threads);
+  // Same choice of search as knn() (see knn.cpp): the uniform grid, 3x faster than the
+  // KD-tree's search at k = 10 on 100k-point scans, unless the cloud is too uneven for it.
+  const KnnGrid grid(points, options.k, options.num_threads);
   NormalEstimate out = allocate(n);
   const int k = options.k;
+  if (grid.efficient_for(k)) {
+    // The visitor gets the neighbours' coordinates from the grid's cell-ordered copy, so the
+    // covariance reads k x 3 contiguous floats instead of k scattered rows of `points`; they are
+    // the same floats in the same order, so the result is bit-identical to pca_normal(pts, idx).
+    std::vector<int> local(static_cast<size_t>(k));
+    for (int j = 0; j < k; ++j) local[static_cast<size_t>(j)] = j;
+    grid.knn_self_visit(k, options.include_self, options.num_threads,
+                        [&](int64_t row, const int32_t*, const float*, const float* xyz) {
+                          out.valid[static_cast<size_t>(row)] = pca3::pca_normal(
+                              xyz, local.data(), k, out.normals.row(row).data(),
+                              &out.curvature[row]);
+                        });
+    return out;
+  }
+  const KdTree tree(points, options.num_threads);
   const float* pts = points.data();
   tree.knn_self_visit(k, options.include_self, options.num_threads,
                       [&](int64_t row, const int32_t* indices, const float*) {

@@ -29,8 +29,8 @@ struct NormalEstimate {
   std::vector<uint8_t> valid;    // P, 1 = normal defined
 };
 
-// kNN (CPU KD-tree or CUDA grid) then PCA. On CUDA the whole pipeline stays on the device
-// (one upload of the points, one download of the normals).
+// kNN (CPU grid or KD-tree, CUDA grid) fused with the PCA. On CUDA the whole pipeline stays on
+// the device (one upload of the points, one download of the normals).
 NormalEstimate estimate_normals_pca(const Points& points, const NormalOptions& options = {});
 
 // PCA over given neighbourhoods: row i of `neighbors` (P x k) lists the neighbours of point i;

@@ -90,22 +90,30 @@ int run_normals(const NormalsArgs& args) {
   LAPIS_CHECK(cloud.size() > args.k, "normals", "--k ", args.k, " needs more than ", args.k,
               " points, ", args.input, " has ", cloud.size());
 
-  timer.start();
   KnnResult neighbours;
-  if (cuda) {
-    neighbours = knn(cloud.positions, cloud.positions, args.k, args.threads, device);
-  } else {
+  NormalEstimate est;
+  if (args.method == "mst") {
+    // The orientation walks the kNN graph, so the neighbours are kept.
+    timer.start();
     KnnOptions options;
     options.k = args.k;
     options.num_threads = args.threads;
+    options.device = device;
     neighbours = knn(cloud.positions, options);
+    timer.stop(cuda ? "kNN (cuda)" : "kNN");
+    timer.start();
+    est = normals_from_neighbors(cloud.positions, neighbours.indices, args.threads, device);
+    timer.stop(cuda ? "PCA (cuda)" : "PCA");
+  } else {
+    // kNN and PCA in one pass (on CUDA one kernel; no k neighbours per point stored).
+    timer.start();
+    NormalOptions options;
+    options.k = args.k;
+    options.num_threads = args.threads;
+    options.device = device;
+    est = estimate_normals_pca(cloud.positions, options);
+    timer.stop(cuda ? "kNN + PCA (cuda)" : "kNN + PCA");
   }
-  timer.stop(cuda ? "kNN (cuda)" : "kNN");
-
-  timer.start();
-  NormalEstimate est =
-      normals_from_neighbors(cloud.positions, neighbours.indices, args.threads, device);
-  timer.stop(cuda ? "PCA (cuda)" : "PCA");
 
   if (args.method == "mst") {
     timer.start();

@@ -1,5 +1,6 @@
-// CUDA PCA normals: one thread per point runs the same double-precision covariance and
-// closed-form eigen solve as the CPU (geometry/pca3.h) over its kNN row.
+// CUDA PCA normals. From a neighbour matrix: one thread per point runs the same
+// double-precision covariance and closed-form eigen solve as the CPU (geometry/pca3.h) over
+// its kNN row. From points alone: the grid kNN fused with the same PCA (knn_cuda.cu).
 #include <cstdint>
 
 #include "core/check.h"
@@ -52,6 +53,14 @@ __global__ void pca_normals_forward_kernel(const float* __restrict__ pts, int64_
 
 }  // namespace
 
+void normals_from_neighbors_cuda_device(const float* d_points, int64_t n,
+                                        const int32_t* d_neighbors, int k, float* d_normals,
+                                        float* d_curvature, uint8_t* d_valid) {
+  LAPIS_CHECK(k >= 0, "normals_from_neighbors_cuda", "k must be >= 0, got ", k);
+  LAPIS_LAUNCH(pca_normals_forward_kernel, n, kBlock, d_points, n, d_neighbors, k, d_normals,
+               d_curvature, d_valid);
+}
+
 void normals_from_neighbors_cuda(const float* points, int64_t n, const int32_t* neighbors, int k,
                                  float* normals, float* curvature, uint8_t* valid) {
   if (n == 0) return;
@@ -61,8 +70,9 @@ void normals_from_neighbors_cuda(const float* points, int64_t n, const int32_t* 
   DeviceBuffer d_curv(static_cast<size_t>(n) * sizeof(float)), d_valid(static_cast<size_t>(n));
   lapis::cuda::copy_host_to_device(d_points.ptr, points, pbytes);
   if (ibytes > 0) lapis::cuda::copy_host_to_device(d_idx.ptr, neighbors, ibytes);
-  LAPIS_LAUNCH(pca_normals_forward_kernel, n, kBlock, d_points.as<float>(), n, d_idx.as<int>(),
-               k, d_normals.as<float>(), d_curv.as<float>(), d_valid.as<uint8_t>());
+  normals_from_neighbors_cuda_device(d_points.as<float>(), n, d_idx.as<int32_t>(), k,
+                                     d_normals.as<float>(), d_curv.as<float>(),
+                                     d_valid.as<uint8_t>());
   lapis::cuda::copy_device_to_host(normals, d_normals.ptr, pbytes);
   lapis::cuda::copy_device_to_host(curvature, d_curv.ptr, static_cast<size_t>(n) * sizeof(float));
   lapis::cuda::copy_device_to_host(valid, d_valid.ptr, static_cast<size_t>(n));
@@ -73,22 +83,26 @@ void estimate_normals_pca_cuda_device(const float* d_points, int64_t n, int k, b
                                       float* d_curvature, uint8_t* d_valid) {
   if (n == 0) return;
   knn_cuda_device(d_points, n, nullptr, n, k, include_self, d_indices, d_sq_distances);
-  LAPIS_LAUNCH(pca_normals_forward_kernel, n, kBlock, d_points, n, d_indices, k, d_normals,
-               d_curvature, d_valid);
+  normals_from_neighbors_cuda_device(d_points, n, d_indices, k, d_normals, d_curvature, d_valid);
+}
+
+void estimate_normals_pca_cuda_device_fused(const float* d_points, int64_t n, int k,
+                                            bool include_self, float* d_normals, float* d_curvature,
+                                            uint8_t* d_valid, KnnGridStats* stats) {
+  knn_pca_normals_cuda_device(d_points, n, k, include_self, d_normals, d_curvature, d_valid, stats);
 }
 
 void estimate_normals_pca_cuda(const float* points, int64_t n, int k, bool include_self,
                                float* normals, float* curvature, uint8_t* valid) {
   if (n == 0) return;
   const size_t pbytes = static_cast<size_t>(n) * 3 * sizeof(float);
-  const size_t nk = static_cast<size_t>(n) * static_cast<size_t>(k);
-  DeviceBuffer d_points(pbytes), d_normals(pbytes), d_idx(nk * sizeof(int32_t));
-  DeviceBuffer d_d2(nk * sizeof(float)), d_curv(static_cast<size_t>(n) * sizeof(float));
+  DeviceBuffer d_points(pbytes), d_normals(pbytes);
+  DeviceBuffer d_curv(static_cast<size_t>(n) * sizeof(float));
   DeviceBuffer d_valid(static_cast<size_t>(n));
   lapis::cuda::copy_host_to_device(d_points.ptr, points, pbytes);
-  estimate_normals_pca_cuda_device(d_points.as<float>(), n, k, include_self, d_idx.as<int32_t>(),
-                                   d_d2.as<float>(), d_normals.as<float>(), d_curv.as<float>(),
-                                   d_valid.as<uint8_t>());
+  estimate_normals_pca_cuda_device_fused(d_points.as<float>(), n, k, include_self,
+                                         d_normals.as<float>(), d_curv.as<float>(),
+                                         d_valid.as<uint8_t>());
   lapis::cuda::copy_device_to_host(normals, d_normals.ptr, pbytes);
   lapis::cuda::copy_device_to_host(curvature, d_curv.ptr, static_cast<size_t>(n) * sizeof(float));
   lapis::cuda::copy_device_to_host(valid, d_valid.ptr, static_cast<size_t>(n));

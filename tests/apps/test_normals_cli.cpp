@@ -131,4 +131,26 @@ TEST(NormalsCliCuda, MatchesCpu) {
   }
 }
 
+// --method pca on CUDA runs the fused kNN + PCA kernel: same (unoriented) normals as the CPU.
+TEST(NormalsCliCuda, FusedPcaMatchesCpu) {
+  LAPIS_REQUIRE_CUDA_OR_SKIP();
+  TempDir dir;
+  const RunOptions in_dir = RunOptions().capture_in(dir.path());
+  const std::string in = dir.path() + "/sphere.ply";
+  write_sphere_ply(in, 5000);
+  const RunResult a = run_lapis("normals '" + in + "' -o '" + dir.path() + "/cpu.ply'", in_dir);
+  const RunResult b =
+      run_lapis("normals '" + in + "' -o '" + dir.path() + "/gpu.ply' --device cuda", in_dir);
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  EXPECT_TRUE(contains(a.out, "kNN + PCA")) << a.out;
+  EXPECT_TRUE(contains(b.out, "kNN + PCA (cuda)")) << b.out;
+  const auto cpu = lapis::geometry::read_point_cloud(dir.path() + "/cpu.ply");
+  const auto gpu = lapis::geometry::read_point_cloud(dir.path() + "/gpu.ply");
+  ASSERT_EQ(cpu.size(), gpu.size());
+  for (int64_t i = 0; i < cpu.size(); ++i) {
+    EXPECT_GT(std::abs(cpu.normals.row(i).dot(gpu.normals.row(i))), 0.9999f) << "point " << i;
+  }
+}
+
 }  // namespace

@@ -206,6 +206,69 @@ TEST(NormalsCuda, MatchesCpu) {
   EXPECT_EQ(estimate_normals_pca(Points(0, 3), o).normals.rows(), 0);
 }
 
+// The CUDA normals from points alone run the kNN fused with the PCA (no neighbour matrix);
+// from a neighbour matrix they run the PCA alone. Both must agree with the CPU: same
+// neighbours, same double-precision formulas (only FMA contraction differs).
+void expect_cuda_normals_match_cpu(const Points& p, int k, bool include_self,
+                                   const std::string& what) {
+  NormalOptions o;
+  o.k = k;
+  o.include_self = include_self;
+  const NormalEstimate cpu = estimate_normals_pca(p, o);
+  o.device = SearchDevice::CUDA;
+  const NormalEstimate fused = estimate_normals_pca(p, o);
+  KnnOptions ko;
+  ko.k = k;
+  ko.include_self = include_self;
+  const NormalEstimate from_nb =
+      normals_from_neighbors(p, knn(p, ko).indices, 0, SearchDevice::CUDA);
+  ASSERT_EQ(fused.valid, cpu.valid) << what;
+  ASSERT_EQ(from_nb.valid, cpu.valid) << what;
+  for (int64_t i = 0; i < p.rows(); ++i) {
+    if (!cpu.valid[static_cast<size_t>(i)]) {
+      EXPECT_TRUE(std::isnan(fused.normals(i, 0)) && std::isnan(fused.curvature[i]))
+          << what << " point " << i;
+      continue;
+    }
+    EXPECT_GT(std::fabs(cpu.normals.row(i).dot(fused.normals.row(i))), 1.f - 1e-5f)
+        << what << " point " << i;
+    EXPECT_NEAR(cpu.curvature[i], fused.curvature[i], 1e-6f) << what << " point " << i;
+    EXPECT_GT(std::fabs(from_nb.normals.row(i).dot(fused.normals.row(i))), 1.f - 1e-5f)
+        << what << " point " << i;
+    EXPECT_NEAR(from_nb.curvature[i], fused.curvature[i], 1e-6f) << what << " point " << i;
+  }
+}
+
+TEST(NormalsCuda, FusedMatchesCpuOnShapes) {
+  LAPIS_REQUIRE_CUDA_OR_SKIP();
+  const PointCloud s = testshapes::sphere(30000, 2.f, Eigen::Vector3f(1, -2, 0.5f));
+  expect_cuda_normals_match_cpu(s.positions, 10, true, "sphere k=10");
+  expect_cuda_normals_match_cpu(s.positions, 10, false, "sphere k=10 no self");
+  expect_cuda_normals_match_cpu(s.positions, 20, true, "sphere k=20");
+  const PointCloud pl = testshapes::plane(20000, Eigen::Vector3f(1, 2, 3), 9);
+  expect_cuda_normals_match_cpu(pl.positions, 10, true, "tilted plane");
+  const PointCloud c = testshapes::cylinder(300, 80);
+  expect_cuda_normals_match_cpu(c.positions, 12, true, "cylinder");
+  expect_cuda_normals_match_cpu(c.positions, 64, true, "cylinder k=64");
+  expect_cuda_normals_match_cpu(testshapes::sphere(2000).positions, 128, true, "sphere k=128");
+}
+
+TEST(NormalsCuda, FusedDegenerateNeighbourhoods) {
+  LAPIS_REQUIRE_CUDA_OR_SKIP();
+  // Collinear points (invalid), duplicates (each point repeated: valid from the other
+  // copies' neighbours or coincident), k < 3 (invalid).
+  Points line(300, 3);
+  for (int i = 0; i < 300; ++i) line.row(i) << 0.1f * i, 0.2f * i, -0.05f * i;
+  expect_cuda_normals_match_cpu(line, 5, true, "line");
+  const PointCloud base = testshapes::sphere(500);
+  Points dup(1500, 3);
+  for (int c = 0; c < 3; ++c) dup.middleRows(c * 500, 500) = base.positions;
+  expect_cuda_normals_match_cpu(dup, 3, true, "duplicates k=3");
+  expect_cuda_normals_match_cpu(dup, 9, false, "duplicates k=9");
+  expect_cuda_normals_match_cpu(base.positions, 2, true, "k=2");
+  expect_cuda_normals_match_cpu(Points::Constant(5, 3, 1.f), 5, true, "coincident");
+}
+
 }  // namespace
 }  // namespace geometry
 }  // namespace lapis
