@@ -29,10 +29,11 @@ if [ "$hours" = 0 ]; then
   section "PyG peer: pyg_gt.py, ZINC train split, L=10 C=64 batch 128"
   python3 "$pyg_gt" --zinc "$zinc_tu" --epochs 4 >> "$md" 2>&1; endsection
   section "bench_lappe grid --cuda: 1000x1000 grid + 1M random edges, k=10, Lanczos on the GPU"
-  "$build/bin/bench_lappe" grid --side 1000 --extra 1000000 --cuda >> "$md" 2>&1; endsection
+  timeout 180 "$build/bin/bench_lappe" grid --side 1000 --extra 1000000 --cuda >> "$md" 2>&1
+  endsection
   if [ -x "$build/bin/bench_normals_gpu" ]; then
     section "bench_normals_gpu: CUDA PCA normals (k=10) throughput"
-    "$build/bin/bench_normals_gpu" $NORMALS_GPU_ARGS >> "$md" 2>&1; endsection
+    timeout 240 "$build/bin/bench_normals_gpu" $NORMALS_GPU_ARGS >> "$md" 2>&1; endsection
   fi
   section "lapis train-graph --dataset zinc --device cuda (published config)"
   "$build/bin/lapis" train-graph --dataset zinc --device cuda --epochs 4 --quiet \

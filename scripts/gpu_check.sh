@@ -13,7 +13,8 @@ status=0
 : > "$out/tests.log"
 for exe in "$build"/tests/*_test_*; do
   [ -x "$exe" ] || continue
-  if "$exe" --gtest_brief=1 >> "$out/tests.log" 2>&1; then
+  # A hung binary fails instead of eating the whole device call.
+  if timeout "${LAPIS_TEST_TIMEOUT:-300}" "$exe" --gtest_brief=1 >> "$out/tests.log" 2>&1; then
     echo "PASS $(basename "$exe")" | tee -a "$out/summary.txt"
   else
     echo "FAIL $(basename "$exe")" | tee -a "$out/summary.txt"
