@@ -236,11 +236,7 @@ int run(int argc, char** argv) {
   if (nodes > 0) {
     std::fprintf(stderr, "building the large graph (%lld nodes, %lld edges)...\n",
                  static_cast<long long>(nodes), static_cast<long long>(edges));
-    // A static graph carries its edge positions (the CSR -> CSC map), as a full-graph trainer
-    // sets them once; the ZINC-like batch above leaves them to the backward (a new batch each
-    // step).
-    CsrGraphView big = random_large(nodes, edges, dev);
-    add_edge_positions(big);
+    const CsrGraphView big = random_large(nodes, edges, dev);
     for (int64_t d : {8, 16}) bench_case(rows, "large random", big, 8, d, dev, warmup, repeats);
   }
   std::printf("| graph | path | shape | time (ms) | GB/s (minimal bytes) | %% of copy |\n");

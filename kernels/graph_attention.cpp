@@ -39,9 +39,7 @@ GraphAttentionContext make_graph_attention_context(int64_t num_nodes, int64_t nu
   GraphAttentionContext ctx;
   ctx.score = Tensor::empty({num_edges, heads}, dtype, device);
   ctx.z = Tensor::empty({num_nodes, heads}, dtype, device);
-  // Only the CPU backward keeps dL_dscore per edge; the CUDA one takes its workspaces from the
-  // caching allocator inside the backward.
-  if (device.is_cpu()) ctx.dscore = Tensor::empty({num_edges, heads}, dtype, device);
+  ctx.dscore = Tensor::empty({num_edges, heads}, dtype, device);
   return ctx;
 }
 
@@ -74,9 +72,7 @@ void graph_attention_backward(Tensor& dL_dq, Tensor& dL_dk, Tensor& dL_dv, Tenso
   check_common(op, g, q, k, v, e_proj, ctx, /*need_csc=*/true);
   const Shape node_shape = q.shape();
   const Shape edge_shape = {g.num_edges, q.size(1), q.size(2)};
-  if (q.device().is_cpu()) {
-    check_graph_operand(op, "ctx.dscore", ctx.dscore, {g.num_edges, q.size(1)}, "q", q);
-  }
+  check_graph_operand(op, "ctx.dscore", ctx.dscore, {g.num_edges, q.size(1)}, "q", q);
   check_graph_operand(op, "out", out, node_shape, "q", q);
   check_graph_operand(op, "dL_dout", dL_dout, node_shape, "q", q);
   check_graph_operand(op, "dL_dq", dL_dq, node_shape, "q", q);

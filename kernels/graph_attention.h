@@ -12,10 +12,8 @@
 // -5 <= score <= 5 (both ends included), 0 outside.
 //
 // Backward without float atomics (deterministic): pass 1 walks each destination's CSR row and
-// writes dL_dQ and dL_dE; pass 2 walks each source's CSC row and writes dL_dK and dL_dV. On the
-// CPU pass 1 leaves dL_dscore [E,H] in the context for pass 2 (out_edge maps to the CSR edge
-// id); on CUDA pass 1 stores each edge's dL_dK term in CSC order instead, so that pass 2 reads
-// it contiguously (kernels/cuda/graph_attention_cuda.cu says why; g.edge_pos saves a pass).
+// writes dL_dQ, dL_dE and dL_dscore [E,H] (a workspace in the context); pass 2 walks each
+// source's CSC row (out_edge maps to the CSR edge id) and writes dL_dK and dL_dV.
 // CPU: a naive single-threaded reference (kernels/cpu/graph_attention_cpu.h) and a
 // multi-threaded path over rows (the one dispatched). CUDA: f32 and f64, D <= 128.
 #pragma once
@@ -32,7 +30,7 @@ constexpr double kGraphAttentionEps = 1e-6;
 struct GraphAttentionContext {
   Tensor score;   // [E, H] pre-clamp scores (forward writes)
   Tensor z;       // [N, H] normaliser sum_e w (forward writes)
-  Tensor dscore;  // [E, H] CPU only: workspace of the backward (dL_dscore after the clamp)
+  Tensor dscore;  // [E, H] workspace of the backward (dL_dscore after the clamp)
 };
 GraphAttentionContext make_graph_attention_context(int64_t num_nodes, int64_t num_edges,
                                                    int64_t heads, Dtype dtype, Device device);
@@ -45,7 +43,7 @@ void graph_attention_forward(Tensor& out, Tensor& edge_out, GraphAttentionContex
 
 // Input gradients are overwritten: dL_dq, dL_dk, dL_dv [N,H,D]; dL_de [E,H,D] (must be defined
 // iff e_proj is). dL_dout [N,H,D]; dL_dedge_out [E,H,D] or undefined (treated as zero).
-// out is the forward output; on the CPU ctx.dscore is overwritten (workspace).
+// out is the forward output; ctx.dscore is overwritten (workspace).
 void graph_attention_backward(Tensor& dL_dq, Tensor& dL_dk, Tensor& dL_dv, Tensor& dL_de,
                               const Tensor& dL_dout, const Tensor& dL_dedge_out,
                               const CsrGraphView& g, const Tensor& q, const Tensor& k,

@@ -1,13 +1,10 @@
 #include "kernels/graph_view.h"
 
-#include "core/cuda_api.h"
-#include "kernels/cuda/graph_attention_cuda.h"
-
 namespace lapis {
 
 CsrGraphView make_graph_view(const Tensor& in_ptr, const Tensor& src, const Tensor& out_ptr,
                              const Tensor& out_edge, const Tensor& out_dst) {
-  CsrGraphView g{in_ptr, src, out_ptr, out_edge, out_dst, Tensor(), 0, 0};
+  CsrGraphView g{in_ptr, src, out_ptr, out_edge, out_dst, 0, 0};
   g.num_nodes = in_ptr.defined() ? in_ptr.numel() - 1 : 0;
   g.num_edges = src.defined() ? src.numel() : 0;
   return g;
@@ -57,7 +54,6 @@ void check_graph_view(const char* op, const CsrGraphView& g, Device device, bool
     check_field(op, "out_edge", g.out_edge, e, device);
     check_field(op, "out_dst", g.out_dst, e, device);
   }
-  if (need_csc && g.edge_pos.defined()) check_field(op, "edge_pos", g.edge_pos, e, device);
   if (!device.is_cpu()) return;  // CUDA kernels report bad indices on the device
   check_ptr_values(op, "in_ptr", g.in_ptr, n, e);
   check_range(op, "src", g.src, n);
@@ -66,31 +62,6 @@ void check_graph_view(const char* op, const CsrGraphView& g, Device device, bool
     check_range(op, "out_edge", g.out_edge, e);
     check_range(op, "out_dst", g.out_dst, n);
   }
-  if (need_csc && g.edge_pos.defined()) {
-    const int32_t* pos = g.edge_pos.data<int32_t>();
-    const int32_t* oe = g.out_edge.data<int32_t>();
-    for (int64_t p = 0; p < e; ++p) {
-      LAPIS_CHECK(pos[oe[p]] == p, op, "edge_pos is not the inverse of out_edge: edge_pos[",
-                  oe[p], "] = ", pos[oe[p]], ", expected ", p);
-    }
-  }
-}
-
-void add_edge_positions(CsrGraphView& g) {
-  const char* op = "add_edge_positions";
-  g.edge_pos = Tensor();
-  check_graph_view(op, g, g.in_ptr.defined() ? g.in_ptr.device() : Device::cpu(), true);
-  Tensor pos = Tensor::empty({g.num_edges}, Dtype::I32, g.out_edge.device());
-  if (g.num_edges > 0) {
-    if (pos.device().is_cpu()) {
-      const int32_t* oe = g.out_edge.data<int32_t>();
-      int32_t* out = pos.data<int32_t>();
-      for (int64_t p = 0; p < g.num_edges; ++p) out[oe[p]] = static_cast<int32_t>(p);
-    } else {
-      LAPIS_CUDA_CALL(cuda::graph_edge_positions, pos, g.out_edge);
-    }
-  }
-  g.edge_pos = pos;
 }
 
 void check_graph_operand(const char* op, const char* name, const Tensor& t, const Shape& shape,

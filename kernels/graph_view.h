@@ -7,11 +7,6 @@
 //   out_ptr  i32 [N + 1]  CSC by source: the outgoing edges of node j are out_ptr[j] .. -1.
 //   out_edge i32 [E]      CSR id (edge id) of each outgoing edge, in CSC order (the permutation).
 //   out_dst  i32 [E]      destination node of each outgoing edge, in CSC order.
-//   edge_pos i32 [E]      optional: CSC position of each edge (the inverse of out_edge,
-//                         edge_pos[out_edge[p]] == p). The CUDA attention backward scatters
-//                         per-edge terms into CSC order with it; when undefined it computes it
-//                         itself (one extra pass over E). A static graph sets it once with
-//                         add_edge_positions().
 //
 // The kernels trust that the CSC is the transpose of the CSR (the graph builder's job); on the
 // CPU every index is range-checked, on CUDA an out-of-range index is reported through the device
@@ -26,7 +21,6 @@ namespace lapis {
 
 struct CsrGraphView {
   Tensor in_ptr, src, out_ptr, out_edge, out_dst;
-  Tensor edge_pos;  // optional, see above
   int64_t num_nodes = 0, num_edges = 0;
 };
 
@@ -34,12 +28,8 @@ struct CsrGraphView {
 CsrGraphView make_graph_view(const Tensor& in_ptr, const Tensor& src, const Tensor& out_ptr,
                              const Tensor& out_edge, const Tensor& out_dst);
 
-// Sets g.edge_pos (the inverse of out_edge) on the graph's device. Requires the CSC half.
-void add_edge_positions(CsrGraphView& g);
-
 // Checks shapes, dtypes (i32), that every tensor is on `device`, and for CPU tensors every
-// index (pointers start at 0, end at E and never decrease; nodes in [0, N); edge ids in [0, E);
-// a defined edge_pos is the inverse of out_edge).
+// index (pointers start at 0, end at E and never decrease; nodes in [0, N); edge ids in [0, E)).
 // Throws lapis::Error naming `op`, the field and the offending value. need_csc = false skips
 // out_ptr/out_edge/out_dst (they may then be undefined).
 void check_graph_view(const char* op, const CsrGraphView& g, Device device, bool need_csc = true);

@@ -3,22 +3,12 @@
 // edge's K_j, E_e and V_j slices once, writes the edge output, and accumulates w V_j and z in
 // registers in CSR order, so the whole layer is one pass over the edges. No max subtraction is
 // needed (scores are clamped to [-5, 5]), so there is no second pass.
-//
-// The backward is two passes, neither with atomics, and every sum runs in a fixed order, so two
-// runs give identical bits:
-//   (1) per destination row i over the CSR: dL_dscore (in registers), dL_dQ, dL_dE, and, stored
-//       at the edge's CSC position p = edge_pos[e], the edge's dL_dK term
-//       m[p] = dt * Q_i * c * E_e and its normalised weight wn[p] = w_e / (z_i + eps);
-//   (2) per source row j over the CSC: dL_dK = sum_p m[p] (a contiguous read), dL_dV =
-//       sum_p wn[p] dL_dout_i.
-// Why the m/wn workspace: on a large random graph every access by the "other" node is a random
-// 256-byte gather that misses L2. A source-row pass that recomputed dL_dK from Q_i, E_e and
-// dL_dedge_out_e (the previous design) gathered 3 such rows per edge plus scores; writing m in
-// pass 1 (one extra 256-byte row per edge, scattered) and reading it back contiguously costs
-// less: ~2.15 KB of traffic per edge (H=8, D=8) instead of ~2.46 KB.
+// The backward is two passes, neither with atomics: (1) per destination row over the CSR:
+// dL_dscore, dL_dQ, dL_dE; (2) per source row over the CSC: dL_dK, dL_dV. Every sum runs in a
+// fixed order, so two runs give identical bits.
 // Load balance: rows are independent work items, so a hub of degree d costs one group d edge
 // iterations while the rest of the GPU proceeds; with N*H/16 warps in flight this only matters
-// for hubs with a sizeable fraction of all edges.
+// for hubs with a sizeable fraction of all edges (then split rows; not needed by the targets).
 #include "kernels/cuda/graph_attention_cuda.h"
 
 #include "core/cuda/cuda_check.h"
@@ -113,8 +103,7 @@ struct BwdArgs {
   T* dk;
   T* dv;
   T* de;      // nullptr without edge features
-  T* mk;      // [E, H, D] workspace in CSC order: the edge's dL_dK term
-  T* wn;      // [E, H] workspace in CSC order: w_e / (z_i + eps)
+  T* dscore;  // [E, H] workspace
   const T* go;  // dL_dout
   const T* gt;  // dL_dedge_out or nullptr
   const T* out;
@@ -125,7 +114,6 @@ struct BwdArgs {
   const int32_t* out_ptr;
   const int32_t* out_edge;
   const int32_t* out_dst;
-  const int32_t* edge_pos;  // [E] CSC position of each CSR edge
   const T* q;
   const T* k;
   const T* v;
@@ -136,8 +124,7 @@ struct BwdArgs {
   int* error_flag;
 };
 
-// Pass 1, per (destination row, head) over the CSR: dL_dQ and dL_dE (overwritten), and the
-// pass-2 terms m and wn at each edge's CSC position.
+// Pass 1, per (destination row, head): dL_dscore, dL_dQ (overwritten), dL_dE (overwritten).
 template <typename T, bool VEC, bool HAS_E, bool HAS_GT>
 __global__ void graph_attention_backward_dst_kernel(const BwdArgs<T> a) {
   HeadGroup g;
@@ -150,15 +137,14 @@ __global__ void graph_attention_backward_dst_kernel(const BwdArgs<T> a) {
   load4<T, VEC>(qi, a.q + ih, valid);
   load4<T, VEC>(gi, a.go + ih, valid);
   load4<T, VEC>(oi, a.out + ih, valid);
-  const T zi = a.z[g.row * a.heads + g.h] + T(kGraphAttentionEps);
-  const T inv = T(1) / zi;
+  const T inv = T(1) / (a.z[g.row * a.heads + g.h] + T(kGraphAttentionEps));
   const int64_t e0 = a.in_ptr[g.row], e1 = a.in_ptr[g.row + 1];
   if (!segment_valid(e0, e1, a.num_edges)) {
     if (g.s == 0) report_device_error(a.error_flag, kBadSegmentPointers);
   } else {
     for (int64_t e = e0; e < e1; ++e) {
-      const int64_t j = a.src[e], p = a.edge_pos[e];
-      if (j < 0 || j >= a.n || p < 0 || p >= a.num_edges) {
+      const int64_t j = a.src[e];
+      if (j < 0 || j >= a.n) {
         if (g.s == 0) report_device_error(a.error_flag, kIndexOutOfRange);
         continue;
       }
@@ -168,32 +154,29 @@ __global__ void graph_attention_backward_dst_kernel(const BwdArgs<T> a) {
       load4<T, VEC>(vj, a.v + j * hd + off, valid);
       if (HAS_E) load4<T, VEC>(ee, a.e + eh, valid);
       if (HAS_GT) load4<T, VEC>(gte, a.gt + eh, valid);
-      T dot = T(0);
+      T p = T(0);
 #pragma unroll
-      for (int x = 0; x < 4; ++x) dot += gi[x] * (vj[x] - oi[x]);
-      const T dw = group_sum(dot, g, a.ns) * inv;
+      for (int x = 0; x < 4; ++x) p += gi[x] * (vj[x] - oi[x]);
+      const T dw = group_sum(p, g, a.ns) * inv;
       const T s = a.score[e * a.heads + g.h];
-      const T w = dev_exp(clamp_score(s));
-      const T ds = clamp_passes(s) ? dw * w : T(0);
-      if (g.s == 0) a.wn[p * a.heads + g.h] = w / zi;
-      T det[4], mk[4];
+      const T ds = clamp_passes(s) ? dw * dev_exp(clamp_score(s)) : T(0);
+      if (g.s == 0) a.dscore[e * a.heads + g.h] = ds;
+      T det[4];
 #pragma unroll
       for (int x = 0; x < 4; ++x) {
         const T dt = HAS_GT ? ds + gte[x] : ds;
         const T ed = HAS_E ? ee[x] : T(1);
         acc[x] += dt * kj[x] * a.c * ed;
         det[x] = dt * kj[x] * qi[x] * a.c;
-        mk[x] = dt * qi[x] * a.c * ed;
       }
       if (HAS_E) store4<T, VEC>(a.de + eh, det, valid);
-      store4<T, VEC>(a.mk + p * hd + off, mk, valid);
     }
   }
   store4<T, VEC>(a.dq + ih, acc, valid);
 }
 
 // Pass 2, per (source row, head) over the CSC: dL_dK, dL_dV (overwritten).
-template <typename T, bool VEC>
+template <typename T, bool VEC, bool HAS_E, bool HAS_GT>
 __global__ void graph_attention_backward_src_kernel(const BwdArgs<T> a) {
   HeadGroup g;
   if (!head_group(a.n, a.heads, a.ns, g)) return;
@@ -206,18 +189,25 @@ __global__ void graph_attention_backward_src_kernel(const BwdArgs<T> a) {
     if (g.s == 0) report_device_error(a.error_flag, kBadSegmentPointers);
   } else {
     for (int64_t p = p0; p < p1; ++p) {
-      const int64_t i = a.out_dst[p];
-      if (i < 0 || i >= a.n) {
+      const int64_t e = a.out_edge[p], i = a.out_dst[p];
+      if (e < 0 || e >= a.num_edges || i < 0 || i >= a.n) {
         if (g.s == 0) report_device_error(a.error_flag, kIndexOutOfRange);
         continue;
       }
-      T gi[4], mk[4];
-      load4<T, VEC>(gi, a.go + i * hd + off, valid);
-      load4<T, VEC>(mk, a.mk + p * hd + off, valid);
-      const T wn = a.wn[p * a.heads + g.h];
+      const int64_t eh = e * hd + off, ih = i * hd + off;
+      T qi[4], gi[4], ee[4], gte[4];
+      load4<T, VEC>(qi, a.q + ih, valid);
+      load4<T, VEC>(gi, a.go + ih, valid);
+      if (HAS_E) load4<T, VEC>(ee, a.e + eh, valid);
+      if (HAS_GT) load4<T, VEC>(gte, a.gt + eh, valid);
+      const T ds = a.dscore[e * a.heads + g.h];
+      const T wn = dev_exp(clamp_score(a.score[e * a.heads + g.h])) /
+                   (a.z[i * a.heads + g.h] + T(kGraphAttentionEps));
 #pragma unroll
       for (int x = 0; x < 4; ++x) {
-        dk[x] += mk[x];
+        const T dt = HAS_GT ? ds + gte[x] : ds;
+        const T ed = HAS_E ? ee[x] : T(1);
+        dk[x] += dt * qi[x] * a.c * ed;
         dv[x] += wn * gi[x];
       }
     }
@@ -225,25 +215,6 @@ __global__ void graph_attention_backward_src_kernel(const BwdArgs<T> a) {
   const int64_t jh = g.row * hd + off;
   store4<T, VEC>(a.dk + jh, dk, valid);
   store4<T, VEC>(a.dv + jh, dv, valid);
-}
-
-// edge_pos[out_edge[p]] = p.
-__global__ void graph_edge_positions_kernel(const int32_t* __restrict__ out_edge, int64_t num_edges,
-                                            int32_t* __restrict__ edge_pos, int* error_flag) {
-  const int64_t p = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (p >= num_edges) return;
-  const int64_t e = out_edge[p];
-  if (e < 0 || e >= num_edges) {
-    report_device_error(error_flag, kIndexOutOfRange);
-    return;
-  }
-  edge_pos[e] = static_cast<int32_t>(p);
-}
-
-void launch_edge_positions(int32_t* edge_pos, const int32_t* out_edge, int64_t num_edges) {
-  if (num_edges == 0) return;
-  LAPIS_LAUNCH(graph_edge_positions_kernel, num_edges, 256, out_edge, num_edges, edge_pos,
-               device_error_flag());
 }
 
 template <typename T>
@@ -306,6 +277,7 @@ void backward_typed(Tensor& dL_dq, Tensor& dL_dk, Tensor& dL_dv, Tensor& dL_de,
   a.dk = dL_dk.data<T>();
   a.dv = dL_dv.data<T>();
   a.de = ptr_or_null<T>(dL_de);
+  a.dscore = ptr_or_null<T>(ctx.dscore);
   a.go = dL_dout.data<T>();
   a.gt = ptr_or_null<T>(dL_dedge_out);
   a.out = out.data<T>();
@@ -327,20 +299,8 @@ void backward_typed(Tensor& dL_dq, Tensor& dL_dk, Tensor& dL_dv, Tensor& dL_de,
   a.ns = head_group_lanes(a.dim);
   a.c = T(1) / sqrt(static_cast<T>(a.dim));
   a.error_flag = device_error_flag();
-  // Workspaces from the caching allocator (no cudaMalloc in steady state). edge_pos comes with
-  // the graph when the caller set it (static graphs), else one pass over out_edge here.
-  Tensor edge_pos = g.edge_pos;
-  if (!edge_pos.defined()) {
-    edge_pos = Tensor::empty({g.num_edges}, Dtype::I32, q.device());
-    launch_edge_positions(edge_pos.data<int32_t>(), a.out_edge, g.num_edges);
-  }
-  Tensor mk = Tensor::empty({g.num_edges, q.size(1), q.size(2)}, q.dtype(), q.device());
-  Tensor wn = Tensor::empty({g.num_edges, q.size(1)}, q.dtype(), q.device());
-  a.edge_pos = ptr_or_null<int32_t>(edge_pos);
-  a.mk = ptr_or_null<T>(mk);
-  a.wn = ptr_or_null<T>(wn);
   const bool vec = a.dim % 4 == 0 && all_aligned<T>({a.dq, a.dk, a.dv, a.de, a.go, a.gt, a.out,
-                                                     a.q, a.k, a.v, a.e, a.mk});
+                                                     a.q, a.k, a.v, a.e});
   const bool has_e = e_proj.defined(), has_gt = a.gt != nullptr;
   const unsigned blocks = head_group_blocks(a.n, a.heads, a.ns);
   with_flag(vec, [&](auto vec_c) {
@@ -350,11 +310,10 @@ void backward_typed(Tensor& dL_dq, Tensor& dL_dk, Tensor& dL_dv, Tensor& dL_de,
                        HG = decltype(gt_c)::value;
         graph_attention_backward_dst_kernel<T, V, HE, HG><<<blocks, kGraphBlock, 0, stream()>>>(a);
         LAPIS_CUDA_CHECK(cudaGetLastError());
+        graph_attention_backward_src_kernel<T, V, HE, HG><<<blocks, kGraphBlock, 0, stream()>>>(a);
+        LAPIS_CUDA_CHECK(cudaGetLastError());
       });
     });
-    graph_attention_backward_src_kernel<T, decltype(vec_c)::value>
-        <<<blocks, kGraphBlock, 0, stream()>>>(a);
-    LAPIS_CUDA_CHECK(cudaGetLastError());
   });
 }
 
@@ -367,10 +326,6 @@ void graph_attention_forward(Tensor& out, Tensor& edge_out, GraphAttentionContex
   LAPIS_DISPATCH_FLOAT(q.dtype(), "graph_attention_forward", [&] {
     forward_typed<scalar_t>(out, edge_out, ctx, g, q, k, v, e_proj);
   });
-}
-
-void graph_edge_positions(Tensor& edge_pos, const Tensor& out_edge) {
-  launch_edge_positions(edge_pos.data<int32_t>(), out_edge.data<int32_t>(), out_edge.numel());
 }
 
 void graph_attention_backward(Tensor& dL_dq, Tensor& dL_dk, Tensor& dL_dv, Tensor& dL_de,

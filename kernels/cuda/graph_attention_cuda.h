@@ -15,8 +15,6 @@ void graph_attention_backward(Tensor& dL_dq, Tensor& dL_dk, Tensor& dL_dv, Tenso
                               const CsrGraphView& g, const Tensor& q, const Tensor& k,
                               const Tensor& v, const Tensor& e_proj, const Tensor& out,
                               const GraphAttentionContext& ctx);
-// edge_pos[out_edge[p]] = p (i32 [E], device tensors); see add_edge_positions.
-void graph_edge_positions(Tensor& edge_pos, const Tensor& out_edge);
 
 }  // namespace cuda
 }  // namespace lapis

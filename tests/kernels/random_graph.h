@@ -66,10 +66,8 @@ inline CsrGraphView random_graph(int64_t n, double avg_degree, uint64_t seed,
 }
 
 inline CsrGraphView graph_to(const CsrGraphView& g, Device device) {
-  CsrGraphView out = make_graph_view(g.in_ptr.to(device), g.src.to(device), g.out_ptr.to(device),
-                                     g.out_edge.to(device), g.out_dst.to(device));
-  if (g.edge_pos.defined()) out.edge_pos = g.edge_pos.to(device);
-  return out;
+  return make_graph_view(g.in_ptr.to(device), g.src.to(device), g.out_ptr.to(device),
+                         g.out_edge.to(device), g.out_dst.to(device));
 }
 
 }  // namespace testing

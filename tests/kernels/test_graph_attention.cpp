@@ -263,26 +263,6 @@ TEST(GraphAttention, Errors) {
       {"graph_attention_backward", "dL_de"});
 }
 
-TEST(GraphView, EdgePositionsInvertTheCscPermutation) {
-  for (int64_t n : testing::odd_sizes()) {
-    CsrGraphView g = testing::random_graph(n, 3.0, 40 + n, n == 257 ? 300 : 0);
-    add_edge_positions(g);
-    ASSERT_TRUE(g.edge_pos.defined());
-    ASSERT_EQ(g.edge_pos.numel(), g.num_edges);
-    const int32_t* pos = g.edge_pos.data<int32_t>();
-    const int32_t* oe = g.out_edge.data<int32_t>();
-    for (int64_t p = 0; p < g.num_edges; ++p) ASSERT_EQ(pos[oe[p]], p) << "n = " << n;
-    check_graph_view("test", g, Device::cpu());  // accepted
-  }
-  CsrGraphView g = testing::random_graph(9, 2.0, 3);
-  add_edge_positions(g);
-  ASSERT_GE(g.num_edges, 2);
-  g.edge_pos = g.edge_pos.clone();
-  std::swap(g.edge_pos.data<int32_t>()[0], g.edge_pos.data<int32_t>()[1]);
-  testing::expect_error_mentions([&] { check_graph_view("op_x", g, Device::cpu()); },
-                                 {"op_x", "edge_pos", "inverse of out_edge"});
-}
-
 // ---------------------------------------------------------------- CUDA
 
 // f32 tolerance: sums of up to ~1000 terms of O(1) products in a different order (lane partial
@@ -340,25 +320,6 @@ TEST(GraphAttentionCuda, Deterministic) {
   EXPECT_TRUE(bitwise_equal(a.dk, b.dk));
   EXPECT_TRUE(bitwise_equal(a.dv, b.dv));
   EXPECT_TRUE(bitwise_equal(a.de, b.de));
-}
-
-// The CUDA backward computes the edge positions itself unless the graph carries them: both ways
-// give the same bits, and add_edge_positions on the device equals the CPU one.
-TEST(GraphAttentionCuda, GivenOrComputedEdgePositionsSameBits) {
-  LAPIS_REQUIRE_CUDA_OR_SKIP();
-  Problem p = make_problem(testing::random_graph(1001, 6.0, 11, 500), 8, 8, true, true,
-                           Dtype::F32, 13);
-  Problem with_pos = p;
-  add_edge_positions(with_pos.g);
-  Result a = run(p, Path::Dispatch, Device::cuda());
-  Result b = run(with_pos, Path::Dispatch, Device::cuda());
-  EXPECT_TRUE(bitwise_equal(a.dq, b.dq));
-  EXPECT_TRUE(bitwise_equal(a.dk, b.dk));
-  EXPECT_TRUE(bitwise_equal(a.dv, b.dv));
-  EXPECT_TRUE(bitwise_equal(a.de, b.de));
-  CsrGraphView on_gpu = testing::graph_to(p.g, Device::cuda());
-  add_edge_positions(on_gpu);
-  EXPECT_TRUE(bitwise_equal(on_gpu.edge_pos.to(Device::cpu()), with_pos.g.edge_pos));
 }
 
 TEST(GraphAttentionCuda, RejectsLargeHeadDim) {
