@@ -463,11 +463,7 @@ TrainResult train_graph_transformer(const TrainConfig& config_in, std::ostream* 
       std::vector<int32_t> labels;
       if (data.task == Task::NodeClassification) labels = cpu.y.to_vector<int32_t>();
       GraphTransformerCtx ctx;
-      GraphTransformerInput in = run.input(b);
-      // The CSR -> CSC edge positions once per batch, shared by the layers' attention backward
-      // (otherwise each of the L layers derives them again).
-      if (in.graph.out_edge.is_cuda()) add_edge_positions(in.graph);
-      const Tensor out = model.forward(in, ctx);
+      const Tensor out = model.forward(run.input(b), ctx);
       Tensor dL_dout;
       axpy(loss_sum, 1.0, run.loss(out, b, labels, &dL_dout));
       opt.zero_grad();
