@@ -53,5 +53,26 @@ __device__ T block_sum(T v) {
   return v;
 }
 
+// Single-launch "last block done" reductions. Every thread of the block calls this (uniform
+// control flow) after the block stored its partials. Returns true, in every thread, in the block
+// that arrives last among the `expected` blocks sharing `counter`; that block then sees every
+// partial (read them with __ldcg, from L2) and has reset the counter to zero for the next kernel
+// on the stream. The counter only elects the finishing block: the partials are added in a fixed
+// order, so results stay deterministic. Counters come from reduction_counters()
+// (kernels/cuda/elementwise_cuda.h).
+__device__ inline bool last_block_arrives(unsigned int* counter, unsigned int expected) {
+  __shared__ bool last;
+  __threadfence();  // this thread's partial stores are visible device-wide before the count
+  __syncthreads();
+  if (threadIdx.x == 0 && threadIdx.y == 0 && threadIdx.z == 0) {
+    const unsigned int arrived = atomicAdd(counter, 1u);
+    last = arrived + 1u == expected;
+    if (last) *counter = 0u;  // all blocks have counted: no further atomics on it
+  }
+  __syncthreads();
+  if (last) __threadfence();  // order the partial loads after the observed count
+  return last;
+}
+
 }  // namespace cuda
 }  // namespace lapis

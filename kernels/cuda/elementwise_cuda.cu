@@ -69,24 +69,6 @@ __device__ scalar_t sum_over_block_rows(scalar_t (&tile)[kColY][kColX + 1], scal
   return total;
 }
 
-// Every thread of the block calls this (uniform control flow) after the block stored its
-// partials. True, in every thread, in the block of column tile blockIdx.x that arrives last
-// among the tile's gridDim.y blocks; that block sees all partials and resets the counter to zero
-// for the next kernel on the stream. Same protocol as norm_cuda.cu.
-__device__ bool last_block_arrives(unsigned int* counter) {
-  __shared__ bool last;
-  __threadfence();  // this thread's partial stores are visible device-wide before the count
-  __syncthreads();
-  if (threadIdx.x == 0 && threadIdx.y == 0) {
-    const unsigned int arrived = atomicAdd(counter, 1u);
-    last = arrived + 1u == gridDim.y;
-    if (last) *counter = 0u;  // all blocks of the tile have counted: no further atomics on it
-  }
-  __syncthreads();
-  if (last) __threadfence();  // order the partial loads after the observed count
-  return last;
-}
-
 // out[c] += sum over rows of x[r, c]. partial [S, C] and counters [ceil(C/32)] are unused (may
 // be null) when S == 1.
 template <typename scalar_t>
@@ -110,7 +92,7 @@ __global__ void bias_add_backward_kernel(scalar_t* __restrict__ out, scalar_t* _
     return;
   }
   if (threadIdx.y == 0 && active) partial[static_cast<int64_t>(blockIdx.y) * C + c] = sum;
-  if (!last_block_arrives(counters + blockIdx.x)) return;
+  if (!last_block_arrives(counters + blockIdx.x, gridDim.y)) return;
   // Last block of the tile: slices s = threadIdx.y + 8k in order per thread, then the 8 thread
   // sums in order. __ldcg reads from L2, where the other blocks' stores went.
   sum = 0;

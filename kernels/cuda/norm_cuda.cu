@@ -100,25 +100,6 @@ __device__ T sum_over_block_rows(T (&tile)[kRows][kTile + 1], T v) {
   return total;
 }
 
-// Every thread of the block calls this (uniform control flow) after the block stored its
-// partials. Returns true, in every thread, in the block of column tile blockIdx.x that arrives
-// last among the tile's gridDim.y blocks: that block then sees all of the tile's partials. The
-// last block resets the tile's counter, so the counters are zero again for the next kernel on
-// the stream (reduction_counters). Same protocol as bias_add_backward (elementwise_cuda.cu).
-__device__ bool last_block_arrives(unsigned int* counter) {
-  __shared__ bool last;
-  __threadfence();  // this thread's partial stores are visible device-wide before the count
-  __syncthreads();
-  if (threadIdx.x == 0 && threadIdx.y == 0) {
-    const unsigned int arrived = atomicAdd(counter, 1u);
-    last = arrived + 1u == gridDim.y;
-    if (last) *counter = 0u;  // all blocks of the tile have counted: no further atomics on it
-  }
-  __syncthreads();
-  if (last) __threadfence();  // order the partial loads below after the observed count
-  return last;
-}
-
 // ---- column sums of two quantities, then a per-channel finish (BatchNorm/LayerNorm/RMSNorm) ----
 
 // Per-element contributions (a, b) of element (r, c).
@@ -201,7 +182,7 @@ __global__ void column_grad_kernel(T* __restrict__ pa, T* __restrict__ pb,
     pa[static_cast<int64_t>(blockIdx.y) * c_count + c] = a;
     pb[static_cast<int64_t>(blockIdx.y) * c_count + c] = b;
   }
-  if (!last_block_arrives(counters + blockIdx.x)) return;
+  if (!last_block_arrives(counters + blockIdx.x, gridDim.y)) return;
   // Last block of the tile: add the S partials of each channel, slices s = threadIdx.y + 8k in
   // order per thread, then the 8 thread sums in order. __ldcg reads them from L2, where the
   // other blocks' stores went.
@@ -314,7 +295,7 @@ __global__ void batchnorm_stats_kernel(T* __restrict__ mean_out, T* __restrict__
       pmean[static_cast<int64_t>(blockIdx.y) * c_count + c] = slice.mean;
       pm2[static_cast<int64_t>(blockIdx.y) * c_count + c] = slice.m2;
     }
-    if (!last_block_arrives(counters + blockIdx.x)) return;
+    if (!last_block_arrives(counters + blockIdx.x, gridDim.y)) return;
     __shared__ T part_mean[kRows][kTile + 1];
     __shared__ T part_m2[kRows][kTile + 1];
     __shared__ int64_t part_n[kRows][kTile + 1];
