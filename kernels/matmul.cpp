@@ -66,24 +66,7 @@ void linear_backward(Tensor& dL_dx, Tensor& dL_dweight, Tensor& dL_dbias, const 
   check_shape(op, "dL_dweight", dL_dweight, weight.shape());
   // dL_dx [N, IN] = dL_dout [N, OUT] @ weight [OUT, IN] (overwritten).
   if (dL_dx.defined()) matmul(dL_dx, dL_dout, weight, false, false, 1.0, 0.0);
-  // dL_dweight [OUT, IN] += dL_dout^T [OUT, N] @ x [N, IN]; dL_dbias [OUT] += column sums.
-  // Small CUDA weights (graph networks: C = 64..256): one fused launch instead of cuBLAS's
-  // split-K GEMM + reduction + the bias kernel (kernels/cuda/matmul_cuda.cu says why).
-  constexpr int64_t kFusedWeightGradMax = 256 * 256;
-  if (dL_dout.is_cuda() && weight.numel() <= kFusedWeightGradMax) {
-    if (dL_dbias.defined()) {
-      check_shape(op, "dL_dbias", dL_dbias, {weight.size(0)});
-      check_same_device(op, "dL_dbias", dL_dbias, "dL_dout", dL_dout);
-    }
-    check_same_device(op, "x", x, "dL_dout", dL_dout);
-    check_same_device(op, "dL_dweight", dL_dweight, "dL_dout", dL_dout);
-    check_dtype(op, "x", x, dL_dout.dtype());
-    check_dtype(op, "dL_dweight", dL_dweight, dL_dout.dtype());
-    if (dL_dbias.defined()) check_dtype(op, "dL_dbias", dL_dbias, dL_dout.dtype());
-    LAPIS_CUDA_CALL(cuda::linear_weight_grad, dL_dweight,
-                    dL_dbias.defined() ? &dL_dbias : nullptr, dL_dout, x);
-    return;
-  }
+  // dL_dweight [OUT, IN] += dL_dout^T [OUT, N] @ x [N, IN].
   matmul(dL_dweight, dL_dout, x, /*trans_a=*/true, /*trans_b=*/false, 1.0, 1.0);
   if (dL_dbias.defined()) bias_add_backward(dL_dbias, dL_dout);
 }
