@@ -660,6 +660,44 @@ bool KnnGrid::efficient_for(int k) const {
   return impl_->mean_block <= 64.0 * static_cast<double>(k) + 512.0;
 }
 
+namespace {
+
+// Runs the queries at positions [0, count) over threads; position j fills result row row_of(j)
+// with the query point query_point(j, xyz) of cell cell_of(j). Each thread's chunk is searched
+// into a buffer first and scattered to its rows in a separate tight loop (interleaving the
+// cache-missing row stores with the search stalls it). Positions the grid leaves unsettled are
+// appended to `deferred` (for the KD-tree fallback).
+template <typename RowOf, typename QueryPoint, typename CellOf>
+void run_buffered(const KnnGrid::Impl& im, int64_t count, int k, bool include_self, int threads,
+                  KnnResult& result, std::vector<int64_t>& deferred, RowOf row_of,
+                  QueryPoint query_point, CellOf cell_of) {
+  std::mutex mutex;
+  detail::parallel_chunks(count, threads, [&](int64_t b, int64_t e) {
+    const size_t kk = static_cast<size_t>(k);
+    std::vector<float> dbuf(static_cast<size_t>(e - b) * kk);
+    std::vector<int32_t> ibuf(static_cast<size_t>(e - b) * kk);
+    std::vector<uint8_t> done(static_cast<size_t>(e - b), 0);
+    im.run_queries(
+        b, e, k, include_self, row_of, query_point, cell_of,
+        [&](int64_t j, int32_t, const Candidates& cand) {
+          const size_t o = static_cast<size_t>(j - b) * kk;
+          std::copy(cand.d, cand.d + k, dbuf.data() + o);
+          std::copy(cand.i, cand.i + k, ibuf.data() + o);
+          done[static_cast<size_t>(j - b)] = 1;
+        },
+        deferred, mutex);
+    for (int64_t j = b; j < e; ++j) {
+      if (!done[static_cast<size_t>(j - b)]) continue;
+      const int32_t row = row_of(j);
+      const size_t o = static_cast<size_t>(j - b) * kk;
+      std::copy(dbuf.data() + o, dbuf.data() + o + kk, result.sq_distances.row(row).data());
+      std::copy(ibuf.data() + o, ibuf.data() + o + kk, result.indices.row(row).data());
+    }
+  });
+}
+
+}  // namespace
+
 KnnResult KnnGrid::knn(const Points& queries, int k, int num_threads) const {
   KnnResult result;
   const int64_t q = queries.rows();
@@ -695,36 +733,14 @@ KnnResult KnnGrid::knn(const Points& queries, int k, int num_threads) const {
     });
   }
   std::vector<int64_t> deferred;
-  std::mutex mutex;
-  // Results in cell order into a per-thread buffer, then scattered to their rows in a separate
-  // tight loop (interleaving the cache-missing row stores with the search stalls it).
-  detail::parallel_chunks(q, threads, [&](int64_t b, int64_t e) {
-    const size_t kk = static_cast<size_t>(k);
-    std::vector<float> dbuf(static_cast<size_t>(e - b) * kk);
-    std::vector<int32_t> ibuf(static_cast<size_t>(e - b) * kk);
-    std::vector<uint8_t> done(static_cast<size_t>(e - b), 0);
-    im.run_queries(
-        b, e, k, true, [&](int64_t j) { return order[static_cast<size_t>(j)]; },
-        [&](int64_t j, float* qp) {
-          const int64_t r = order[static_cast<size_t>(j)];
-          for (int c = 0; c < 3; ++c) qp[c] = queries(r, c);
-        },
-        [&](int64_t j) { return qkey[static_cast<size_t>(order[static_cast<size_t>(j)])]; },
-        [&](int64_t j, int32_t, const Candidates& cand) {
-          const size_t o = static_cast<size_t>(j - b) * kk;
-          std::copy(cand.d, cand.d + k, dbuf.data() + o);
-          std::copy(cand.i, cand.i + k, ibuf.data() + o);
-          done[static_cast<size_t>(j - b)] = 1;
-        },
-        deferred, mutex);
-    for (int64_t j = b; j < e; ++j) {
-      if (!done[static_cast<size_t>(j - b)]) continue;
-      const int32_t row = order[static_cast<size_t>(j)];
-      const size_t o = static_cast<size_t>(j - b) * kk;
-      std::copy(dbuf.data() + o, dbuf.data() + o + kk, result.sq_distances.row(row).data());
-      std::copy(ibuf.data() + o, ibuf.data() + o + kk, result.indices.row(row).data());
-    }
-  });
+  run_buffered(
+      im, q, k, /*include_self=*/true, threads, result, deferred,
+      [&](int64_t j) { return order[static_cast<size_t>(j)]; },
+      [&](int64_t j, float* qp) {
+        const int64_t r = order[static_cast<size_t>(j)];
+        for (int c = 0; c < 3; ++c) qp[c] = queries(r, c);
+      },
+      [&](int64_t j) { return qkey[static_cast<size_t>(order[static_cast<size_t>(j)])]; });
   if (!deferred.empty()) {
     Points dq(static_cast<int64_t>(deferred.size()), 3);
     for (size_t t = 0; t < deferred.size(); ++t) {
@@ -769,36 +785,16 @@ KnnResult KnnGrid::knn_self(int k, bool include_self, int num_threads) const {
   const Impl& im = *impl_;
   const int threads = resolve_threads(num_threads);
   std::vector<int64_t> deferred;
-  std::mutex mutex;
-  detail::parallel_chunks(n, threads, [&](int64_t b, int64_t e) {
-    const size_t kk = static_cast<size_t>(k);
-    std::vector<float> dbuf(static_cast<size_t>(e - b) * kk);
-    std::vector<int32_t> ibuf(static_cast<size_t>(e - b) * kk);
-    std::vector<uint8_t> done(static_cast<size_t>(e - b), 0);
-    im.run_queries(
-        b, e, k, include_self, [&](int64_t j) { return im.perm[static_cast<size_t>(j)]; },
-        [&](int64_t j, float* qp) {
-          const size_t u = static_cast<size_t>(j);
-          qp[0] = im.xs[u];
-          qp[1] = im.ys[u];
-          qp[2] = im.zs[u];
-        },
-        [&](int64_t j) { return im.cell_of[static_cast<size_t>(j)]; },
-        [&](int64_t j, int32_t, const Candidates& cand) {
-          const size_t o = static_cast<size_t>(j - b) * kk;
-          std::copy(cand.d, cand.d + k, dbuf.data() + o);
-          std::copy(cand.i, cand.i + k, ibuf.data() + o);
-          done[static_cast<size_t>(j - b)] = 1;
-        },
-        deferred, mutex);
-    for (int64_t j = b; j < e; ++j) {
-      if (!done[static_cast<size_t>(j - b)]) continue;
-      const int32_t row = im.perm[static_cast<size_t>(j)];
-      const size_t o = static_cast<size_t>(j - b) * kk;
-      std::copy(dbuf.data() + o, dbuf.data() + o + kk, result.sq_distances.row(row).data());
-      std::copy(ibuf.data() + o, ibuf.data() + o + kk, result.indices.row(row).data());
-    }
-  });
+  run_buffered(
+      im, n, k, include_self, threads, result, deferred,
+      [&](int64_t j) { return im.perm[static_cast<size_t>(j)]; },
+      [&](int64_t j, float* qp) {
+        const size_t u = static_cast<size_t>(j);
+        qp[0] = im.xs[u];
+        qp[1] = im.ys[u];
+        qp[2] = im.zs[u];
+      },
+      [&](int64_t j) { return im.cell_of[static_cast<size_t>(j)]; });
   if (!deferred.empty()) {
     Points dq;
     std::vector<int32_t> self_rows;

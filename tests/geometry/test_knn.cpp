@@ -11,10 +11,14 @@
 #include "geometry/grid_cell_size.h"
 #include "geometry/knn.h"
 #include "tests/common/test_util.h"
+#include "tests/geometry/knn_checks.h"
 
 namespace lapis {
 namespace geometry {
 namespace {
+
+using testknn::expect_same;
+using testknn::lattice_cloud;
 
 Points random_cloud(int64_t n, uint32_t seed, float scale = 1.f) {
   std::mt19937 rng(seed);
@@ -26,27 +30,7 @@ Points random_cloud(int64_t n, uint32_t seed, float scale = 1.f) {
   return p;
 }
 
-// Points on a small integer lattice with repeats: lots of exactly equal distances.
-Points lattice_cloud(int64_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::uniform_int_distribution<int> u(0, 4);
-  Points p(n, 3);
-  for (int64_t i = 0; i < n; ++i) {
-    for (int c = 0; c < 3; ++c) p(i, c) = static_cast<float>(u(rng));
-  }
-  return p;
-}
 
-void expect_same(const KnnResult& a, const KnnResult& b, const std::string& what) {
-  ASSERT_EQ(a.indices.rows(), b.indices.rows()) << what;
-  ASSERT_EQ(a.indices.cols(), b.indices.cols()) << what;
-  for (int64_t r = 0; r < a.indices.rows(); ++r) {
-    for (int64_t c = 0; c < a.indices.cols(); ++c) {
-      ASSERT_EQ(a.indices(r, c), b.indices(r, c)) << what << " row " << r << " col " << c;
-      ASSERT_EQ(a.sq_distances(r, c), b.sq_distances(r, c)) << what << " row " << r;
-    }
-  }
-}
 
 TEST(Knn, HandComputedLine) {
   Points p(4, 3);

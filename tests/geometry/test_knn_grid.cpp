@@ -20,11 +20,15 @@
 #include "geometry/knn_grid.h"
 #include "geometry/normals.h"
 #include "tests/common/test_util.h"
+#include "tests/geometry/knn_checks.h"
 #include "tests/geometry/shapes.h"
 
 namespace lapis {
 namespace geometry {
 namespace {
+
+using testknn::expect_same;
+using testknn::lattice_cloud;
 
 Points uniform_cloud(int64_t n, uint32_t seed, float lo = -1.f, float hi = 1.f) {
   std::mt19937 rng(seed);
@@ -49,27 +53,7 @@ Points sphere_cloud(int64_t n, uint32_t seed) {
   return p;
 }
 
-// Integer lattice with repeats: many exactly equal distances and points on cell edges.
-Points lattice_cloud(int64_t n, uint32_t seed, int side = 5) {
-  std::mt19937 rng(seed);
-  std::uniform_int_distribution<int> u(0, side - 1);
-  Points p(n, 3);
-  for (int64_t i = 0; i < n; ++i) {
-    for (int c = 0; c < 3; ++c) p(i, c) = static_cast<float>(u(rng));
-  }
-  return p;
-}
 
-void expect_same(const KnnResult& a, const KnnResult& b, const std::string& what) {
-  ASSERT_EQ(a.indices.rows(), b.indices.rows()) << what;
-  ASSERT_EQ(a.indices.cols(), b.indices.cols()) << what;
-  for (int64_t r = 0; r < a.indices.rows(); ++r) {
-    for (int64_t c = 0; c < a.indices.cols(); ++c) {
-      ASSERT_EQ(a.indices(r, c), b.indices(r, c)) << what << " row " << r << " col " << c;
-      ASSERT_EQ(a.sq_distances(r, c), b.sq_distances(r, c)) << what << " row " << r;
-    }
-  }
-}
 
 // Self queries through knn_self and knn_self_visit, and the same points as external queries,
 // all against brute force.
