@@ -1,7 +1,8 @@
 // bench_graph_attention: forward + backward time of the fused graph-transformer attention
 // (kernels/graph_attention.h) and of the unfused SDDMM -> segment softmax -> SpMM path, on
 //   (a) a ZINC-like batch: 128 molecule-like graphs (~23 nodes, ~50 directed edges each), and
-//   (b) a large random graph (default 1M nodes, 10M edges), H = 8, D = 8 and 16,
+//   (b) a large random graph (default 1M nodes, 10M edges), H = 8, D = 8 and 16, and
+//   (c) a power-law graph of the same size (skewed in-degrees: hubs), H = 8, D = 8,
 // plus the single-head SpMM forward, native kernel vs cuSPARSE (the SpmmAlgo::Auto choice), next
 // to a copy-bandwidth ceiling measured in the same run (Tensor::copy_from of 1 GiB on CUDA).
 //
@@ -125,6 +126,34 @@ CsrGraphView random_large(int64_t n, int64_t e, Device dev) {
   return build_graph(n, edges, dev);
 }
 
+// Skewed degrees: destinations drawn from a Zipf-like law (P(node i) ~ 1 / (i + 1)^0.9 over a
+// random relabelling), sources uniform, so a few hubs receive a large share of the edges (the
+// largest in-degree is printed). Load balance of the row-per-group kernels shows here.
+CsrGraphView power_law_large(int64_t n, int64_t e, Device dev, int64_t& max_in_degree) {
+  std::mt19937_64 rng(4);
+  std::vector<double> cdf(static_cast<size_t>(n));
+  double acc = 0.0;
+  for (int64_t i = 0; i < n; ++i) {
+    acc += std::pow(static_cast<double>(i + 1), -0.9);
+    cdf[static_cast<size_t>(i)] = acc;
+  }
+  std::vector<int32_t> label(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) label[static_cast<size_t>(i)] = static_cast<int32_t>(i);
+  std::shuffle(label.begin(), label.end(), rng);
+  std::uniform_real_distribution<double> u(0.0, acc);
+  std::uniform_int_distribution<int32_t> pick(0, static_cast<int32_t>(n - 1));
+  std::vector<std::pair<int32_t, int32_t>> edges(static_cast<size_t>(e));
+  std::vector<int64_t> in_degree(static_cast<size_t>(n), 0);
+  for (auto& p : edges) {
+    const auto it = std::lower_bound(cdf.begin(), cdf.end(), u(rng));
+    const int64_t rank = std::min<int64_t>(it - cdf.begin(), n - 1);
+    p = {pick(rng), label[static_cast<size_t>(rank)]};
+    ++in_degree[static_cast<size_t>(p.second)];
+  }
+  max_in_degree = *std::max_element(in_degree.begin(), in_degree.end());
+  return build_graph(n, edges, dev);
+}
+
 struct Row {
   std::string graph, path, shape;
   double ms, bytes;
@@ -238,6 +267,12 @@ int run(int argc, char** argv) {
                  static_cast<long long>(nodes), static_cast<long long>(edges));
     const CsrGraphView big = random_large(nodes, edges, dev);
     for (int64_t d : {8, 16}) bench_case(rows, "large random", big, 8, d, dev, warmup, repeats);
+    int64_t max_in = 0;
+    const CsrGraphView skewed = power_law_large(nodes, edges, dev, max_in);
+    std::fprintf(stderr, "power-law graph: largest in-degree %lld\n",
+                 static_cast<long long>(max_in));
+    bench_case(rows, "large power-law (max in-degree " + std::to_string(max_in) + ")", skewed, 8,
+               8, dev, warmup, repeats);
   }
   std::printf("| graph | path | shape | time (ms) | GB/s (minimal bytes) | %% of copy |\n");
   std::printf("|---|---|---|---:|---:|---:|\n");
