@@ -352,4 +352,27 @@ void check_same_device(const char* op, const char* name_a, const Tensor& a, cons
               name_b, " is on ", b.device().to_string());
 }
 
+namespace {
+void check_dtype_and_device_like(const char* op, const char* name, const Tensor& t,
+                                 const char* ref_name, const Tensor& ref) {
+  LAPIS_CHECK(t.dtype() == ref.dtype(), op, name, " must have the dtype of ", ref_name, " (",
+              ref.describe(), "), got ", t.describe());
+  check_same_device(op, name, t, ref_name, ref);
+}
+}  // namespace
+
+void check_like(const char* op, const char* name, const Tensor& t, const char* ref_name,
+                const Tensor& ref) {
+  check_defined(op, name, t);
+  LAPIS_CHECK(t.shape() == ref.shape(), op, name, " must have the shape of ", ref_name, " (",
+              ref.describe(), "), got ", t.describe());
+  check_dtype_and_device_like(op, name, t, ref_name, ref);
+}
+
+void check_like(const char* op, const char* name, const Tensor& t, const Shape& shape,
+                const char* ref_name, const Tensor& ref) {
+  check_shape(op, name, t, shape);
+  check_dtype_and_device_like(op, name, t, ref_name, ref);
+}
+
 }  // namespace lapis

@@ -108,5 +108,11 @@ void check_floating(const char* op, const char* name, const Tensor& t);
 void check_index(const char* op, const char* name, const Tensor& t);
 void check_same_device(const char* op, const char* name_a, const Tensor& a, const char* name_b,
                        const Tensor& b);
+// t defined, with ref's shape, dtype and device.
+void check_like(const char* op, const char* name, const Tensor& t, const char* ref_name,
+                const Tensor& ref);
+// t defined with `shape`, and ref's dtype and device.
+void check_like(const char* op, const char* name, const Tensor& t, const Shape& shape,
+                const char* ref_name, const Tensor& ref);
 
 }  // namespace lapis

@@ -5,20 +5,6 @@
 #include "kernels/cuda/elementwise_cuda.h"
 
 namespace lapis {
-namespace {
-
-// t must be defined, with ref's shape, dtype and device (ref already checked).
-void check_like(const char* op, const char* name, const Tensor& t, const char* ref_name,
-                const Tensor& ref) {
-  check_defined(op, name, t);
-  LAPIS_CHECK(t.shape() == ref.shape(), op, name, " must have the shape of ", ref_name, " (",
-              ref.describe(), "), got ", t.describe());
-  LAPIS_CHECK(t.dtype() == ref.dtype(), op, name, " must have the dtype of ", ref_name, " (",
-              ref.describe(), "), got ", t.describe());
-  check_same_device(op, name, t, ref_name, ref);
-}
-
-}  // namespace
 
 void add(Tensor& out, const Tensor& a, const Tensor& b) {
   check_floating("add", "a", a);

@@ -23,11 +23,11 @@ void check_common(const char* op, const CsrGraphView& g, const Tensor& q, const 
   check_graph_view(op, g, q.device(), need_csc);
   LAPIS_CHECK(n == g.num_nodes, op, "q has ", n, " rows but the graph has ", g.num_nodes,
               " nodes (q ", q.describe(), ")");
-  check_graph_operand(op, "k", k, {n, h, d}, "q", q);
-  check_graph_operand(op, "v", v, {n, h, d}, "q", q);
-  if (e_proj.defined()) check_graph_operand(op, "e_proj", e_proj, {g.num_edges, h, d}, "q", q);
-  check_graph_operand(op, "ctx.score", ctx.score, {g.num_edges, h}, "q", q);
-  check_graph_operand(op, "ctx.z", ctx.z, {n, h}, "q", q);
+  check_like(op, "k", k, {n, h, d}, "q", q);
+  check_like(op, "v", v, {n, h, d}, "q", q);
+  if (e_proj.defined()) check_like(op, "e_proj", e_proj, {g.num_edges, h, d}, "q", q);
+  check_like(op, "ctx.score", ctx.score, {g.num_edges, h}, "q", q);
+  check_like(op, "ctx.z", ctx.z, {n, h}, "q", q);
   LAPIS_CHECK(!q.is_cuda() || d <= kMaxCudaHeadDim, op, "CUDA supports head dim D <= ",
               kMaxCudaHeadDim, ", got D = ", d, " (q ", q.describe(), ")");
 }
@@ -48,9 +48,9 @@ void graph_attention_forward(Tensor& out, Tensor& edge_out, GraphAttentionContex
                              const Tensor& v, const Tensor& e_proj) {
   const char* op = "graph_attention_forward";
   check_common(op, g, q, k, v, e_proj, ctx, /*need_csc=*/false);
-  check_graph_operand(op, "out", out, q.shape(), "q", q);
+  check_like(op, "out", out, q.shape(), "q", q);
   if (edge_out.defined()) {
-    check_graph_operand(op, "edge_out", edge_out, {g.num_edges, q.size(1), q.size(2)}, "q", q);
+    check_like(op, "edge_out", edge_out, {g.num_edges, q.size(1), q.size(2)}, "q", q);
   }
   if (g.num_nodes == 0) return;
   switch (q.device().type) {
@@ -72,17 +72,17 @@ void graph_attention_backward(Tensor& dL_dq, Tensor& dL_dk, Tensor& dL_dv, Tenso
   check_common(op, g, q, k, v, e_proj, ctx, /*need_csc=*/true);
   const Shape node_shape = q.shape();
   const Shape edge_shape = {g.num_edges, q.size(1), q.size(2)};
-  check_graph_operand(op, "ctx.dscore", ctx.dscore, {g.num_edges, q.size(1)}, "q", q);
-  check_graph_operand(op, "out", out, node_shape, "q", q);
-  check_graph_operand(op, "dL_dout", dL_dout, node_shape, "q", q);
-  check_graph_operand(op, "dL_dq", dL_dq, node_shape, "q", q);
-  check_graph_operand(op, "dL_dk", dL_dk, node_shape, "q", q);
-  check_graph_operand(op, "dL_dv", dL_dv, node_shape, "q", q);
+  check_like(op, "ctx.dscore", ctx.dscore, {g.num_edges, q.size(1)}, "q", q);
+  check_like(op, "out", out, node_shape, "q", q);
+  check_like(op, "dL_dout", dL_dout, node_shape, "q", q);
+  check_like(op, "dL_dq", dL_dq, node_shape, "q", q);
+  check_like(op, "dL_dk", dL_dk, node_shape, "q", q);
+  check_like(op, "dL_dv", dL_dv, node_shape, "q", q);
   if (dL_dedge_out.defined()) {
-    check_graph_operand(op, "dL_dedge_out", dL_dedge_out, edge_shape, "q", q);
+    check_like(op, "dL_dedge_out", dL_dedge_out, edge_shape, "q", q);
   }
   if (e_proj.defined()) {
-    check_graph_operand(op, "dL_de", dL_de, edge_shape, "q", q);
+    check_like(op, "dL_de", dL_de, edge_shape, "q", q);
   } else {
     LAPIS_CHECK(!dL_de.defined(), op, "dL_de must be undefined when e_proj is (got ",
                 dL_de.describe(), ")");

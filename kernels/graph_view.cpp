@@ -64,13 +64,4 @@ void check_graph_view(const char* op, const CsrGraphView& g, Device device, bool
   }
 }
 
-void check_graph_operand(const char* op, const char* name, const Tensor& t, const Shape& shape,
-                         const char* ref_name, const Tensor& ref) {
-  check_defined(op, name, t);
-  check_shape(op, name, t, shape);
-  LAPIS_CHECK(t.dtype() == ref.dtype(), op, name, " must have the dtype of ", ref_name, " (",
-              ref.describe(), "), got ", t.describe());
-  check_same_device(op, ref_name, ref, name, t);
-}
-
 }  // namespace lapis

@@ -34,8 +34,5 @@ CsrGraphView make_graph_view(const Tensor& in_ptr, const Tensor& src, const Tens
 // out_ptr/out_edge/out_dst (they may then be undefined).
 void check_graph_view(const char* op, const CsrGraphView& g, Device device, bool need_csc = true);
 
-// Checks that t is defined, has `shape`, and ref's dtype and device (throws naming op and name).
-void check_graph_operand(const char* op, const char* name, const Tensor& t, const Shape& shape,
-                         const char* ref_name, const Tensor& ref);
 
 }  // namespace lapis

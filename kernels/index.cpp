@@ -8,14 +8,6 @@ namespace lapis {
 
 namespace {
 
-// t must be `shape`, with ref's dtype and on ref's device.
-void check_like(const char* op, const char* name, const Tensor& t, const Shape& shape,
-                const char* ref_name, const Tensor& ref) {
-  check_shape(op, name, t, shape);
-  LAPIS_CHECK(t.dtype() == ref.dtype(), op, name, " must have the dtype of ", ref_name, " (",
-              ref.describe(), "), got ", t.describe());
-  check_same_device(op, ref_name, ref, name, t);
-}
 
 // index: 1-D integer tensor on ref's device.
 void check_index_vector(const char* op, const char* name, const Tensor& index,

@@ -7,15 +7,6 @@
 namespace lapis {
 namespace {
 
-// t must be defined with ref's shape, dtype and device.
-void check_like(const char* op, const char* name, const Tensor& t, const char* ref_name,
-                const Tensor& ref) {
-  check_defined(op, name, t);
-  LAPIS_CHECK(t.shape() == ref.shape(), op, name, " must have the shape of ", ref_name, " (",
-              ref.describe(), "), got ", t.describe());
-  check_dtype(op, name, t, ref.dtype());
-  check_same_device(op, name, t, ref_name, ref);
-}
 
 // loss must be a one-element [1] tensor of ref's dtype on ref's device.
 void check_scalar(const char* op, const char* name, const Tensor& t, const Tensor& ref) {

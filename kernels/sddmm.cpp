@@ -20,7 +20,7 @@ void check_inputs(const char* op, const CsrGraphView& g, const Tensor& a, const 
               g.num_nodes, " nodes (a ", a.describe(), ")");
   LAPIS_CHECK(!a.is_cuda() || a.size(2) <= kMaxCudaHeadDim, op, "CUDA supports D <= ",
               kMaxCudaHeadDim, ", got ", a.describe());
-  check_graph_operand(op, "b", b, a.shape(), "a", a);
+  check_like(op, "b", b, a.shape(), "a", a);
 }
 
 }  // namespace
@@ -29,7 +29,7 @@ void sddmm_forward(Tensor& score, const CsrGraphView& g, const Tensor& a, const 
                    double scale) {
   const char* op = "sddmm_forward";
   check_inputs(op, g, a, b, false);
-  check_graph_operand(op, "score", score, {g.num_edges, a.size(1)}, "a", a);
+  check_like(op, "score", score, {g.num_edges, a.size(1)}, "a", a);
   if (g.num_edges == 0) return;
   switch (a.device().type) {
     case DeviceType::CPU: cpu::sddmm_forward(score, g, a, b, scale, /*parallel=*/true); break;
@@ -41,9 +41,9 @@ void sddmm_backward(Tensor& dL_da, Tensor& dL_db, const Tensor& dL_dscore, const
                     const Tensor& a, const Tensor& b, double scale) {
   const char* op = "sddmm_backward";
   check_inputs(op, g, a, b, true);
-  check_graph_operand(op, "dL_dscore", dL_dscore, {g.num_edges, a.size(1)}, "a", a);
-  if (dL_da.defined()) check_graph_operand(op, "dL_da", dL_da, a.shape(), "a", a);
-  if (dL_db.defined()) check_graph_operand(op, "dL_db", dL_db, a.shape(), "a", a);
+  check_like(op, "dL_dscore", dL_dscore, {g.num_edges, a.size(1)}, "a", a);
+  if (dL_da.defined()) check_like(op, "dL_da", dL_da, a.shape(), "a", a);
+  if (dL_db.defined()) check_like(op, "dL_db", dL_db, a.shape(), "a", a);
   if (g.num_nodes == 0) return;
   switch (a.device().type) {
     case DeviceType::CPU:

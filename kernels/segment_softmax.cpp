@@ -36,7 +36,7 @@ void check_inputs(const char* op, const char* name, const Tensor& score, const T
 void segment_softmax_forward(Tensor& alpha, const Tensor& score, const Tensor& in_ptr) {
   const char* op = "segment_softmax_forward";
   check_inputs(op, "score", score, in_ptr);
-  check_graph_operand(op, "alpha", alpha, score.shape(), "score", score);
+  check_like(op, "alpha", alpha, score.shape(), "score", score);
   if (score.numel() == 0) return;
   switch (score.device().type) {
     case DeviceType::CPU: cpu::segment_softmax_forward(alpha, score, in_ptr, true); break;
@@ -50,8 +50,8 @@ void segment_softmax_backward(Tensor& dL_dscore, const Tensor& dL_dalpha, const 
                               const Tensor& in_ptr) {
   const char* op = "segment_softmax_backward";
   check_inputs(op, "alpha", alpha, in_ptr);
-  check_graph_operand(op, "dL_dalpha", dL_dalpha, alpha.shape(), "alpha", alpha);
-  check_graph_operand(op, "dL_dscore", dL_dscore, alpha.shape(), "alpha", alpha);
+  check_like(op, "dL_dalpha", dL_dalpha, alpha.shape(), "alpha", alpha);
+  check_like(op, "dL_dscore", dL_dscore, alpha.shape(), "alpha", alpha);
   if (alpha.numel() == 0) return;
   switch (alpha.device().type) {
     case DeviceType::CPU:

@@ -5,19 +5,6 @@
 #include "kernels/cuda/softmax_cuda.h"
 
 namespace lapis {
-namespace {
-
-// t must be defined with ref's shape, dtype and device.
-void check_like(const char* op, const char* name, const Tensor& t, const char* ref_name,
-                const Tensor& ref) {
-  check_defined(op, name, t);
-  LAPIS_CHECK(t.shape() == ref.shape(), op, name, " must have the shape of ", ref_name, " (",
-              ref.describe(), "), got ", t.describe());
-  check_dtype(op, name, t, ref.dtype());
-  check_same_device(op, name, t, ref_name, ref);
-}
-
-}  // namespace
 
 void softmax_forward(Tensor& out, const Tensor& x) {
   const char* op = "softmax_forward";

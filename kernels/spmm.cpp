@@ -20,7 +20,7 @@ void check_inputs(const char* op, const CsrGraphView& g, const Tensor& alpha, co
               g.num_nodes, " nodes (x ", x.describe(), ")");
   LAPIS_CHECK(!x.is_cuda() || x.size(2) <= kMaxCudaHeadDim, op, "CUDA supports D <= ",
               kMaxCudaHeadDim, ", got ", x.describe());
-  check_graph_operand(op, "alpha", alpha, {g.num_edges, x.size(1)}, "x", x);
+  check_like(op, "alpha", alpha, {g.num_edges, x.size(1)}, "x", x);
 }
 
 }  // namespace
@@ -29,7 +29,7 @@ void spmm_forward(Tensor& out, const CsrGraphView& g, const Tensor& alpha, const
                   SpmmAlgo algo) {
   const char* op = "spmm_forward";
   check_inputs(op, g, alpha, x, false);
-  check_graph_operand(op, "out", out, x.shape(), "x", x);
+  check_like(op, "out", out, x.shape(), "x", x);
   if (algo == SpmmAlgo::CuSparse) {
     LAPIS_CHECK(x.is_cuda() && x.size(1) == 1 && x.dtype() == Dtype::F32, op,
                 "SpmmAlgo::CuSparse needs one head, f32 and CUDA, got x ", x.describe());
@@ -45,11 +45,11 @@ void spmm_backward(Tensor& dL_dalpha, Tensor& dL_dx, const Tensor& dL_dout, cons
                    const Tensor& alpha, const Tensor& x) {
   const char* op = "spmm_backward";
   check_inputs(op, g, alpha, x, true);
-  check_graph_operand(op, "dL_dout", dL_dout, x.shape(), "x", x);
+  check_like(op, "dL_dout", dL_dout, x.shape(), "x", x);
   if (dL_dalpha.defined()) {
-    check_graph_operand(op, "dL_dalpha", dL_dalpha, alpha.shape(), "x", x);
+    check_like(op, "dL_dalpha", dL_dalpha, alpha.shape(), "x", x);
   }
-  if (dL_dx.defined()) check_graph_operand(op, "dL_dx", dL_dx, x.shape(), "x", x);
+  if (dL_dx.defined()) check_like(op, "dL_dx", dL_dx, x.shape(), "x", x);
   if (g.num_nodes == 0) return;
   switch (x.device().type) {
     case DeviceType::CPU:
