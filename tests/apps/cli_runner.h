@@ -15,6 +15,7 @@
 #include <sstream>
 #include <string>
 #include <system_error>
+#include "tests/common/temp_dir.h"
 
 #ifndef LAPIS_BINARY
 #error "LAPIS_BINARY must be defined by CMake (path to the lapis program)"
@@ -23,6 +24,8 @@
 namespace lapis {
 namespace testing {
 namespace cli {
+
+using ::lapis::testing::TempDir;  // tests name it cli::TempDir
 
 // What one run of the program left behind. The program runs under /bin/sh, so a program killed
 // by signal N reads as exit code 128 + N; -1 only if the shell itself did not exit normally.
@@ -40,28 +43,6 @@ inline std::string read_file(const std::string& path) {
   return ss.str();
 }
 
-// A private scratch directory under /tmp, removed with its content when this goes out of scope.
-// path() is "" if it could not be created (the test then fails on its first file access).
-class TempDir {
- public:
-  TempDir() {
-    char pattern[] = "/tmp/lapis_cli_test_XXXXXX";
-    const char* dir = mkdtemp(pattern);
-    if (dir) path_ = dir;
-  }
-  ~TempDir() {
-    std::error_code ec;  // best effort: a failed cleanup must not throw from a destructor
-    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;  // one owner, one removal
-  TempDir& operator=(const TempDir&) = delete;
-
-  const std::string& path() const { return path_; }
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
 
 // How to run the program. All empty by default: a fresh scratch directory for the captured
 // output, the test's working directory and its environment.

@@ -15,26 +15,14 @@
 
 #include "core/check.h"
 #include "geometry/io.h"
+#include "tests/common/temp_dir.h"
 
 namespace lapis {
 namespace geometry {
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    char pattern[] = "/tmp/lapis_io_test_XXXXXX";
-    const char* dir = mkdtemp(pattern);
-    if (dir) path_ = dir;
-  }
-  ~TempDir() {
-    if (!path_.empty()) std::system(("rm -rf '" + path_ + "'").c_str());
-  }
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
+using lapis::testing::TempDir;
 
- private:
-  std::string path_;
-};
 
 void write_text(const std::string& path, const std::string& text) {
   std::ofstream out(path, std::ios::binary);

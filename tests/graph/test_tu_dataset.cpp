@@ -17,28 +17,16 @@
 #include "graph/dataset_io.h"
 #include "graph/tu_dataset.h"
 #include "tests/common/test_util.h"
+#include "tests/common/temp_dir.h"
 
 namespace lapis {
 namespace graph {
 namespace {
 
+using lapis::testing::TempDir;
+
 using lapis::testing::expect_error_mentions;
 
-class TempDir {
- public:
-  TempDir() {
-    char pattern[] = "/tmp/lapis_tu_test_XXXXXX";
-    const char* dir = mkdtemp(pattern);
-    if (dir) path_ = dir;
-  }
-  ~TempDir() {
-    if (!path_.empty()) std::system(("rm -rf '" + path_ + "'").c_str());
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
 
 void write(const std::string& path, const std::string& text) {
   std::ofstream f(path, std::ios::binary);

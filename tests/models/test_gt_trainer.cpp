@@ -24,32 +24,17 @@
 #include "models/io/checkpoint.h"
 #include "models/io/safetensors.h"
 #include "tests/common/test_util.h"
+#include "tests/common/temp_dir.h"
 
 namespace lapis {
 namespace gt {
 namespace {
 
+using lapis::testing::TempDir;
+
 namespace fs = std::filesystem;
 using testing::expect_error_mentions;
 
-// A private scratch directory, removed at the end of the test.
-class TempDir {
- public:
-  TempDir() {
-    char pattern[] = "/tmp/lapis_gt_trainer_XXXXXX";
-    const char* dir = mkdtemp(pattern);
-    if (dir) path_ = dir;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    if (!path_.empty()) fs::remove_all(path_, ec);
-  }
-  std::string path() const { return path_; }
-  std::string sub(const std::string& name) const { return (fs::path(path_) / name).string(); }
-
- private:
-  std::string path_;
-};
 
 std::string read_text(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -97,7 +82,7 @@ void expect_same_records(const std::vector<EpochRecord>& a, const std::vector<Ep
 
 TEST(GtTrainer, TinyZincGoldenLosses) {
   TempDir dir;
-  const TrainResult r = train_graph_transformer(tiny_config(dir.sub("cache")), nullptr);
+  const TrainResult r = train_graph_transformer(tiny_config(dir.file("cache")), nullptr);
   // Recorded once from this very configuration (CPU, Release build, F32) with
   //   tiny_config(): zinc, max_train_graphs 64, max_eval_graphs 32, layers 2, hidden 16, heads 4,
   //   pe_dim 4, batch 16, 3 epochs, seed 7
@@ -127,13 +112,13 @@ TEST(GtTrainer, TinyZincGoldenLosses) {
 
 void check_resume_reproduces(TrainConfig base) {
   TempDir dir;
-  base.cache_dir = dir.sub("cache");
+  base.cache_dir = dir.file("cache");
   TrainConfig a = base;
-  a.out_dir = dir.sub("a");
+  a.out_dir = dir.file("a");
   const TrainResult ra = train_graph_transformer(a, nullptr);
 
   TrainConfig b = base;
-  b.out_dir = dir.sub("b");
+  b.out_dir = dir.file("b");
   b.max_epochs = 1;  // "interrupted" after epoch 1
   const TrainResult rb1 = train_graph_transformer(b, nullptr);
   ASSERT_EQ(rb1.history.size(), 1u);
@@ -175,16 +160,16 @@ TEST(GtTrainer, ResumeWithDropoutEqualsUninterruptedRun) {
 
 TEST(GtTrainer, ResumeWithoutCheckpointStartsFromScratch) {
   TempDir dir;
-  TrainConfig c = tiny_config(dir.sub("cache"), dir.sub("out"));
+  TrainConfig c = tiny_config(dir.file("cache"), dir.file("out"));
   c.max_epochs = 1;
   const TrainResult fresh = train_graph_transformer(c, nullptr);
   TempDir dir2;
-  TrainConfig r = tiny_config(dir.sub("cache"), dir2.sub("out"));
+  TrainConfig r = tiny_config(dir.file("cache"), dir2.file("out"));
   r.max_epochs = 1;
   r.resume = true;
   expect_same_records(fresh.history, train_graph_transformer(r, nullptr).history);
   // A checkpoint of another seed is refused, naming the seeds.
-  TrainConfig other = tiny_config(dir.sub("cache"), dir.sub("out"));
+  TrainConfig other = tiny_config(dir.file("cache"), dir.file("out"));
   other.seed = 8;
   other.resume = true;
   expect_error_mentions([&] { train_graph_transformer(other, nullptr); }, {"seed", "8"});
@@ -195,7 +180,7 @@ TEST(GtTrainer, ResumeWithoutCheckpointStartsFromScratch) {
 // weights after one epoch are the initial ones.
 TEST(GtTrainer, InitialisationFollowsSeed) {
   TempDir dir;
-  TrainConfig c = tiny_config(dir.sub("cache"), dir.sub("out"));
+  TrainConfig c = tiny_config(dir.file("cache"), dir.file("out"));
   c.max_epochs = 1;
   c.lr = 1e-12;
   c.min_lr = 0.0;  // else the run stops before its first epoch
@@ -205,7 +190,7 @@ TEST(GtTrainer, InitialisationFollowsSeed) {
   m.num_edge_types = 4;
   m.out_dim = 1;
   GraphTransformer trained(m);
-  io::load_checkpoint(dir.sub("out") + "/checkpoint_last.safetensors", trained, nullptr);
+  io::load_checkpoint(dir.file("out") + "/checkpoint_last.safetensors", trained, nullptr);
   m.seed = 7;
   GraphTransformer seed7(m);
   m.seed = 8;
@@ -226,12 +211,12 @@ TEST(GtTrainer, CheckpointsEvaluateToTheRecordedLoss) {
   TempDir dir;
   // evaluate_checkpoint takes the cache folder from the environment (it is not part of the
   // saved config): keep it inside the scratch folder.
-  ::setenv("LAPIS_CACHE_DIR", dir.sub("cache").c_str(), 1);
-  TrainConfig c = tiny_config(dir.sub("cache"), dir.sub("out"));
+  ::setenv("LAPIS_CACHE_DIR", dir.file("cache").c_str(), 1);
+  TrainConfig c = tiny_config(dir.file("cache"), dir.file("out"));
   const TrainResult r = train_graph_transformer(c, nullptr);
   ASSERT_EQ(r.history.size(), 3u);
-  const std::string best = dir.sub("out") + "/checkpoint_best.safetensors";
-  const std::string last = dir.sub("out") + "/checkpoint_last.safetensors";
+  const std::string best = dir.file("out") + "/checkpoint_best.safetensors";
+  const std::string last = dir.file("out") + "/checkpoint_last.safetensors";
   ASSERT_TRUE(fs::exists(best));
   ASSERT_TRUE(fs::exists(last));
 
@@ -248,14 +233,14 @@ TEST(GtTrainer, CheckpointsEvaluateToTheRecordedLoss) {
   expect_error_mentions([&] { evaluate_checkpoint(last, "", "dev", Device::cpu(), nullptr); },
                         {"split", "dev"});
   expect_error_mentions(
-      [&] { evaluate_checkpoint(dir.sub("missing.safetensors"), "", "test", Device::cpu(), nullptr); },
+      [&] { evaluate_checkpoint(dir.file("missing.safetensors"), "", "test", Device::cpu(), nullptr); },
       {"missing.safetensors"});
   ::unsetenv("LAPIS_CACHE_DIR");
 }
 
 TEST(GtTrainer, WritesLogsAndCurves) {
   TempDir dir;
-  TrainConfig c = tiny_config(dir.sub("cache"), dir.sub("out"));
+  TrainConfig c = tiny_config(dir.file("cache"), dir.file("out"));
   c.max_epochs = 2;
   std::ostringstream console;
   const TrainResult r = train_graph_transformer(c, &console);
@@ -263,7 +248,7 @@ TEST(GtTrainer, WritesLogsAndCurves) {
   EXPECT_NE(console.str().find("parameters"), std::string::npos) << console.str();
 
   // log.jsonl: one JSON object per epoch with the recorded values.
-  std::istringstream jsonl(read_text(dir.sub("out") + "/log.jsonl"));
+  std::istringstream jsonl(read_text(dir.file("out") + "/log.jsonl"));
   std::string line;
   int epoch = 0;
   while (std::getline(jsonl, line)) {
@@ -278,7 +263,7 @@ TEST(GtTrainer, WritesLogsAndCurves) {
   EXPECT_EQ(epoch, 2);
 
   // log.csv: a header and one row per epoch.
-  std::istringstream csv(read_text(dir.sub("out") + "/log.csv"));
+  std::istringstream csv(read_text(dir.file("out") + "/log.csv"));
   std::vector<std::string> rows;
   while (std::getline(csv, line)) rows.push_back(line);
   ASSERT_EQ(rows.size(), 3u);
@@ -286,7 +271,7 @@ TEST(GtTrainer, WritesLogsAndCurves) {
   EXPECT_EQ(rows[2].rfind("2,", 0), 0u) << rows[2];
 
   // curves.svg: an SVG document with the four curves (train/val loss, val/test metric).
-  const std::string svg = read_text(dir.sub("out") + "/curves.svg");
+  const std::string svg = read_text(dir.file("out") + "/curves.svg");
   EXPECT_EQ(svg.rfind("<svg", 0), 0u) << svg.substr(0, 80);
   EXPECT_NE(svg.find("</svg>"), std::string::npos);
   size_t polylines = 0;
@@ -294,7 +279,7 @@ TEST(GtTrainer, WritesLogsAndCurves) {
     ++polylines;
   EXPECT_EQ(polylines, 4u);
   // No temporary files are left behind by the atomic writes.
-  for (const auto& entry : fs::directory_iterator(dir.sub("out")))
+  for (const auto& entry : fs::directory_iterator(dir.file("out")))
     EXPECT_EQ(entry.path().filename().string().find(".tmp"), std::string::npos)
         << entry.path();
 }
@@ -399,14 +384,14 @@ TEST(GtTrainConfig, ValidateNamesTheField) {
   TempDir dir;
   expect_error_mentions(
       [&] {
-        TrainConfig c = tiny_config(dir.sub("cache"));
+        TrainConfig c = tiny_config(dir.file("cache"));
         c.dataset = "qm9";
         train_graph_transformer(c, nullptr);
       },
       {"unknown dataset", "qm9"});
   expect_error_mentions(
       [&] {
-        TrainConfig c = tiny_config(dir.sub("cache"));
+        TrainConfig c = tiny_config(dir.file("cache"));
         c.resume = true;
         train_graph_transformer(c, nullptr);
       },
@@ -418,7 +403,7 @@ TEST(GtTrainConfig, ValidateNamesTheField) {
 TEST(GtTrainerCuda, TrainLossMatchesCpu) {
   LAPIS_REQUIRE_CUDA_OR_SKIP();
   TempDir dir;
-  TrainConfig c = tiny_config(dir.sub("cache"));
+  TrainConfig c = tiny_config(dir.file("cache"));
   c.max_epochs = 2;
   const TrainResult cpu = train_graph_transformer(c, nullptr);
   c.device = Device::cuda();

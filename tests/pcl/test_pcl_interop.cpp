@@ -14,26 +14,14 @@
 
 #include "core/check.h"
 #include "geometry/pcl/pcl_interop.h"
+#include "tests/common/temp_dir.h"
 
 namespace lapis {
 namespace geometry {
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    char pattern[] = "/tmp/lapis_pcl_test_XXXXXX";
-    const char* dir = mkdtemp(pattern);
-    if (dir) path_ = dir;
-  }
-  ~TempDir() {
-    if (!path_.empty()) std::system(("rm -rf '" + path_ + "'").c_str());
-  }
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
+using lapis::testing::TempDir;
 
- private:
-  std::string path_;
-};
 
 PointCloud make_cloud(int n, bool normals) {
   PointCloud c;
