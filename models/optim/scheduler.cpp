@@ -75,8 +75,28 @@ void ReduceLROnPlateau::load_state(const std::map<std::string, double>& state) {
 
 // ---- StepLR ----
 
+// ---- EpochScheduler ----
+
+void EpochScheduler::step() {
+  ++epoch_;
+  opt_->set_lr(lr_at(epoch_));
+}
+
+std::map<std::string, double> EpochScheduler::state() const {
+  return {{"base_lr", base_lr_}, {"epoch", epoch_}};
+}
+
+void EpochScheduler::load_state(const std::map<std::string, double>& state) {
+  const std::string op = std::string(name_) + "::load_state";
+  base_lr_ = get_key(state, "base_lr", op.c_str());
+  epoch_ = static_cast<int>(get_key(state, "epoch", op.c_str()));
+  opt_->set_lr(lr_at(epoch_));
+}
+
+// ---- StepLR ----
+
 StepLR::StepLR(Optimizer& opt, int step_size, double gamma)
-    : Scheduler(opt), step_size_(step_size), gamma_(gamma), base_lr_(opt.lr()) {
+    : EpochScheduler(opt, "StepLR"), step_size_(step_size), gamma_(gamma) {
   LAPIS_CHECK(step_size > 0, "StepLR", "step_size must be positive, got ", step_size);
   LAPIS_CHECK(gamma > 0.0, "StepLR", "gamma must be positive, got ", gamma);
 }
@@ -85,25 +105,10 @@ double StepLR::lr_at(int epoch) const {
   return base_lr_ * std::pow(gamma_, static_cast<double>(epoch / step_size_));
 }
 
-void StepLR::step() {
-  ++epoch_;
-  opt_->set_lr(lr_at(epoch_));
-}
-
-std::map<std::string, double> StepLR::state() const {
-  return {{"base_lr", base_lr_}, {"epoch", epoch_}};
-}
-
-void StepLR::load_state(const std::map<std::string, double>& state) {
-  base_lr_ = get_key(state, "base_lr", "StepLR::load_state");
-  epoch_ = static_cast<int>(get_key(state, "epoch", "StepLR::load_state"));
-  opt_->set_lr(lr_at(epoch_));
-}
-
 // ---- CosineAnnealingLR ----
 
 CosineAnnealingLR::CosineAnnealingLR(Optimizer& opt, int t_max, double eta_min)
-    : Scheduler(opt), t_max_(t_max), eta_min_(eta_min), base_lr_(opt.lr()) {
+    : EpochScheduler(opt, "CosineAnnealingLR"), t_max_(t_max), eta_min_(eta_min) {
   LAPIS_CHECK(t_max > 0, "CosineAnnealingLR", "t_max must be positive, got ", t_max);
   LAPIS_CHECK(eta_min >= 0.0, "CosineAnnealingLR", "eta_min must be >= 0, got ", eta_min);
 }
@@ -111,21 +116,6 @@ CosineAnnealingLR::CosineAnnealingLR(Optimizer& opt, int t_max, double eta_min)
 double CosineAnnealingLR::lr_at(int epoch) const {
   const double pi = 3.14159265358979323846;
   return eta_min_ + (base_lr_ - eta_min_) * (1.0 + std::cos(pi * epoch / t_max_)) / 2.0;
-}
-
-void CosineAnnealingLR::step() {
-  ++epoch_;
-  opt_->set_lr(lr_at(epoch_));
-}
-
-std::map<std::string, double> CosineAnnealingLR::state() const {
-  return {{"base_lr", base_lr_}, {"epoch", epoch_}};
-}
-
-void CosineAnnealingLR::load_state(const std::map<std::string, double>& state) {
-  base_lr_ = get_key(state, "base_lr", "CosineAnnealingLR::load_state");
-  epoch_ = static_cast<int>(get_key(state, "epoch", "CosineAnnealingLR::load_state"));
-  opt_->set_lr(lr_at(epoch_));
 }
 
 }  // namespace optim

@@ -47,41 +47,47 @@ class ReduceLROnPlateau : public Scheduler {
   int last_epoch_ = 0;
 };
 
-// lr = base_lr * gamma^floor(epoch / step_size); epoch starts at 0 and step() adds 1.
-class StepLR : public Scheduler {
+// A schedule that is a closed form of the epoch: epoch starts at 0, step() adds 1 and sets the
+// lr to lr_at(epoch).
+class EpochScheduler : public Scheduler {
  public:
-  StepLR(Optimizer& opt, int step_size, double gamma = 0.1);
   void step();
   int epoch() const { return epoch_; }
-  double lr_at(int epoch) const;
+  virtual double lr_at(int epoch) const = 0;
   // Keys: base_lr, epoch.
   std::map<std::string, double> state() const override;
   void load_state(const std::map<std::string, double>& state) override;
 
- private:
-  int step_size_;
-  double gamma_;
+ protected:
+  // name: the class, for error messages.
+  EpochScheduler(Optimizer& opt, const char* name)
+      : Scheduler(opt), name_(name), base_lr_(opt.lr()) {}
+  const char* name_;
   double base_lr_;
   int epoch_ = 0;
 };
 
+// lr = base_lr * gamma^floor(epoch / step_size).
+class StepLR : public EpochScheduler {
+ public:
+  StepLR(Optimizer& opt, int step_size, double gamma = 0.1);
+  double lr_at(int epoch) const override;
+
+ private:
+  int step_size_;
+  double gamma_;
+};
+
 // lr = eta_min + (base_lr - eta_min) * (1 + cos(pi * epoch / t_max)) / 2 (torch's closed form;
 // beyond t_max it continues as the cosine, rising again).
-class CosineAnnealingLR : public Scheduler {
+class CosineAnnealingLR : public EpochScheduler {
  public:
   CosineAnnealingLR(Optimizer& opt, int t_max, double eta_min = 0.0);
-  void step();
-  int epoch() const { return epoch_; }
-  double lr_at(int epoch) const;
-  // Keys: base_lr, epoch.
-  std::map<std::string, double> state() const override;
-  void load_state(const std::map<std::string, double>& state) override;
+  double lr_at(int epoch) const override;
 
  private:
   int t_max_;
   double eta_min_;
-  double base_lr_;
-  int epoch_ = 0;
 };
 
 }  // namespace optim
