@@ -55,8 +55,9 @@ Storage::~Storage() {
 
 // ---------------------------------------------------------------- Tensor
 
-Tensor::Tensor(std::shared_ptr<Storage> storage, Shape shape, Dtype dtype)
-    : storage_(std::move(storage)), shape_(std::move(shape)), dtype_(dtype) {
+Tensor::Tensor(std::shared_ptr<Storage> storage, Shape shape, Dtype dtype, size_t offset_bytes)
+    : storage_(std::move(storage)), offset_bytes_(offset_bytes), shape_(std::move(shape)),
+      dtype_(dtype) {
   numel_ = shape_numel(shape_);
   device_ = storage_->device();
 }
@@ -157,12 +158,26 @@ T* Tensor::data() const {
   LAPIS_CHECK(defined(), "Tensor::data", "tensor is undefined");
   LAPIS_CHECK(dtype_of<T>() == dtype_, "Tensor::data", "asked for ", dtype_name(dtype_of<T>()),
               " data of ", describe());
-  return static_cast<T*>(storage_->data());
+  return static_cast<T*>(raw_data());
 }
 
 void* Tensor::raw_data() const {
   LAPIS_CHECK(defined(), "Tensor::raw_data", "tensor is undefined");
-  return storage_->data();
+  void* base = storage_->data();
+  return base ? static_cast<char*>(base) + offset_bytes_ : nullptr;
+}
+
+Tensor Tensor::slice(int64_t begin, int64_t end) const {
+  check_defined("Tensor::slice", "tensor", *this);
+  LAPIS_CHECK(dim() >= 1, "Tensor::slice", "needs at least one axis, got ", describe());
+  LAPIS_CHECK(0 <= begin && begin <= end && end <= shape_[0], "Tensor::slice", "rows [", begin,
+              ", ", end, ") out of range for ", describe());
+  Shape shape = shape_;
+  shape[0] = end - begin;
+  const int64_t row_numel = shape_[0] == 0 ? 0 : numel_ / shape_[0];
+  const size_t offset =
+      offset_bytes_ + static_cast<size_t>(begin * row_numel) * dtype_size(dtype_);
+  return Tensor(storage_, std::move(shape), dtype_, offset);
 }
 
 Tensor Tensor::to(Device device) const {
@@ -226,7 +241,7 @@ Tensor Tensor::reshape(const Shape& shape) const {
   }
   LAPIS_CHECK(shape_numel(resolved) == numel_, "Tensor::reshape", "cannot reshape ", describe(),
               " to ", shape_to_string(shape));
-  return Tensor(storage_, resolved, dtype_);
+  return Tensor(storage_, resolved, dtype_, offset_bytes_);
 }
 
 void Tensor::copy_from(const Tensor& src) {

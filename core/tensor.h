@@ -1,8 +1,8 @@
 // Tensor: a contiguous, row-major, typed block of memory on one device.
 //
 // Copying a Tensor copies the handle (both share storage); clone() copies the data; to(device)
-// is the only way across devices. There are no strides or views: reshape() shares storage with a
-// new shape of the same element count.
+// is the only way across devices. There are no strides: reshape() shares storage with a new shape
+// of the same element count, and slice() shares it as a contiguous run of leading-axis rows.
 #pragma once
 
 #include <cstdint>
@@ -79,6 +79,10 @@ class Tensor {
   Tensor to(Dtype dtype) const;    // converted copy on the same device (CPU conversion)
   Tensor clone() const;
   Tensor reshape(const Shape& shape) const;  // shares storage; -1 infers one extent
+  // Rows [begin, end) of the leading axis (0 <= begin <= end <= size(0)); shares storage, so
+  // writes through the slice land in this tensor (e.g. Q, K and V as slices of one [3, N, C]
+  // buffer). Still contiguous.
+  Tensor slice(int64_t begin, int64_t end) const;
   // Copies src's values into this tensor (same dtype and numel, any devices).
   void copy_from(const Tensor& src);
   void fill(double value);
@@ -90,8 +94,9 @@ class Tensor {
   double item() const;
 
  private:
-  Tensor(std::shared_ptr<Storage> storage, Shape shape, Dtype dtype);
+  Tensor(std::shared_ptr<Storage> storage, Shape shape, Dtype dtype, size_t offset_bytes = 0);
   std::shared_ptr<Storage> storage_;
+  size_t offset_bytes_ = 0;  // where this tensor's first element sits in storage_
   Shape shape_;
   int64_t numel_ = 0;
   Dtype dtype_ = Dtype::F32;

@@ -2,6 +2,7 @@
 
 #include "core/cuda_api.h"
 #include "kernels/cpu/matmul_cpu.h"
+#include "kernels/cuda/linear_cuda.h"
 #include "kernels/cuda/matmul_cuda.h"
 #include "kernels/elementwise.h"
 
@@ -34,41 +35,129 @@ void matmul(Tensor& out, const Tensor& a, const Tensor& b, bool trans_a, bool tr
   else cpu::matmul(out, a, b, trans_a, trans_b, alpha, beta);
 }
 
+namespace {
+
+// Output groups of a linear layer's out / dL_dout: [N, OUT] is one group, [G, N, OUT / G] is G.
+int64_t linear_groups(const char* op, const char* name, const Tensor& t, int64_t N,
+                      int64_t OUT) {
+  LAPIS_CHECK(t.dim() == 2 || t.dim() == 3, op, name, " must be [N, OUT] = [", N, ", ", OUT,
+              "] or grouped [G, N, OUT / G], got ", t.describe());
+  const int64_t G = t.dim() == 3 ? t.size(0) : 1;
+  const bool ok = t.dim() == 2 ? (t.size(0) == N && t.size(1) == OUT)
+                               : (G > 0 && t.size(1) == N && t.size(2) * G == OUT);
+  LAPIS_CHECK(ok, op, name, " must be [", N, ", ", OUT, "] or grouped [G, ", N,
+              ", OUT / G] with OUT = ", OUT, ", got ", t.describe());
+  return G;
+}
+
+// Group g of a [N, OUT] / [G, N, OUT / G] tensor as a [N, OUT / G] matrix.
+Tensor group_matrix(const Tensor& t, int64_t g, int64_t G) {
+  if (G == 1) return t.dim() == 2 ? t : t.reshape({t.size(1), t.size(2)});
+  return t.slice(g, g + 1).reshape({t.size(1), t.size(2)});
+}
+
+bool use_fused_linear(const Tensor& x, int64_t max_rows) {
+  return x.is_cuda() && x.size(0) <= max_rows;
+}
+
+}  // namespace
+
 void linear_forward(Tensor& out, const Tensor& x, const Tensor& weight, const Tensor& bias,
-                    const Tensor& residual) {
+                    const Tensor& residual, bool relu) {
   const char* op = "linear_forward";
   check_floating(op, "x", x);
   check_dim(op, "x", x, 2);
   check_dim(op, "weight", weight, 2);
+  check_dtype(op, "weight", weight, x.dtype());
+  check_same_device(op, "weight", weight, "x", x);
   LAPIS_CHECK(x.size(1) == weight.size(1), op, "x has ", x.size(1), " columns but weight has ",
               weight.size(1), " (x ", x.describe(), ", weight ", weight.describe(), ")");
-  // out [N, OUT] = x [N, IN] @ weight^T [IN, OUT], then + bias [OUT] per row.
-  matmul(out, x, weight, /*trans_a=*/false, /*trans_b=*/true);
-  if (bias.defined()) {
-    bias_add_forward(out, out, bias, residual);
-  } else if (residual.defined()) {
-    add(out, out, residual);
+  const int64_t N = x.size(0), OUT = weight.size(0);
+  check_defined(op, "out", out);
+  const int64_t G = linear_groups(op, "out", out, N, OUT);
+  check_dtype(op, "out", out, x.dtype());
+  check_same_device(op, "out", out, "x", x);
+  LAPIS_CHECK(out.numel() == 0 || out.raw_data() != x.raw_data(), op,
+              "out must not alias x (out ", out.describe(), ")");
+  if (bias.defined()) check_like(op, "bias", bias, {OUT}, "x", x);
+  if (residual.defined()) check_like(op, "residual", residual, {N, OUT}, "x", x);
+  LAPIS_CHECK(G == 1 || (!residual.defined() && !relu), op,
+              "a grouped output [G, N, OUT / G] takes no residual and no relu (out ",
+              out.describe(), ")");
+  if (use_fused_linear(x, kFusedLinearMaxRows)) {
+    LAPIS_CUDA_CALL(cuda::linear_forward_fused, out, x, weight, bias, residual, relu, G);
+    return;
   }
+  // Composed path (CPU, or CUDA above kFusedLinearMaxRows): per group out_g = x @ weight_g^T,
+  // then bias, relu, residual with the rounding of separate ops ((x + b), relu, + residual).
+  const int64_t OG = OUT / G;
+  for (int64_t g = 0; g < G; ++g) {
+    Tensor out_g = group_matrix(out, g, G);
+    matmul(out_g, x, weight.slice(g * OG, (g + 1) * OG), /*trans_a=*/false, /*trans_b=*/true);
+    if (bias.defined()) bias_add_forward(out_g, out_g, bias.slice(g * OG, (g + 1) * OG));
+  }
+  if (relu) {
+    const Tensor pre = out.clone();
+    activation_forward(out, pre, Activation::ReLU);
+  }
+  if (residual.defined()) add(out, out, residual);
 }
 
 void linear_backward(Tensor& dL_dx, Tensor& dL_dweight, Tensor& dL_dbias, const Tensor& dL_dout,
-                     const Tensor& x, const Tensor& weight) {
+                     const Tensor& x, const Tensor& weight, bool accumulate_dx,
+                     bool through_relu) {
   const char* op = "linear_backward";
-  check_floating(op, "dL_dout", dL_dout);
-  check_dim(op, "dL_dout", dL_dout, 2);
+  check_floating(op, "x", x);
   check_dim(op, "x", x, 2);
   check_dim(op, "weight", weight, 2);
-  LAPIS_CHECK(dL_dout.size(0) == x.size(0) && dL_dout.size(1) == weight.size(0) &&
-                  x.size(1) == weight.size(1),
-              op, "shapes disagree: dL_dout ", dL_dout.describe(), ", x ", x.describe(),
-              ", weight ", weight.describe(), " (expected dL_dout [N, OUT], x [N, IN], ",
-              "weight [OUT, IN])");
-  check_shape(op, "dL_dweight", dL_dweight, weight.shape());
-  // dL_dx [N, IN] = dL_dout [N, OUT] @ weight [OUT, IN] (overwritten).
-  if (dL_dx.defined()) matmul(dL_dx, dL_dout, weight, false, false, 1.0, 0.0);
-  // dL_dweight [OUT, IN] += dL_dout^T [OUT, N] @ x [N, IN].
-  matmul(dL_dweight, dL_dout, x, /*trans_a=*/true, /*trans_b=*/false, 1.0, 1.0);
-  if (dL_dbias.defined()) bias_add_backward(dL_dbias, dL_dout);
+  check_defined(op, "dL_dout", dL_dout);
+  LAPIS_CHECK(x.size(1) == weight.size(1), op, "shapes disagree: x ", x.describe(), ", weight ",
+              weight.describe(), " (expected x [N, IN], weight [OUT, IN])");
+  const int64_t N = x.size(0), IN = x.size(1), OUT = weight.size(0);
+  const int64_t G = linear_groups(op, "dL_dout", dL_dout, N, OUT);
+  check_dtype(op, "dL_dout", dL_dout, x.dtype());
+  check_same_device(op, "dL_dout", dL_dout, "x", x);
+  check_like(op, "dL_dweight", dL_dweight, weight.shape(), "x", x);
+  if (dL_dbias.defined()) check_like(op, "dL_dbias", dL_dbias, {OUT}, "x", x);
+  if (dL_dx.defined()) check_like(op, "dL_dx", dL_dx, {N, IN}, "x", x);
+  const int64_t OG = OUT / G;
+  // dL_dx [N, IN] = (sum over groups of dL_dout_g [N, OG] @ weight_g [OG, IN]) * relu mask.
+  if (dL_dx.defined() && use_fused_linear(x, kFusedLinearMaxRows)) {
+    LAPIS_CUDA_CALL(cuda::input_grad_fused, dL_dx, dL_dout, weight,
+                    through_relu ? x : Tensor(), accumulate_dx, G);
+  } else if (dL_dx.defined()) {
+    // Composed path: the product goes to a temporary when a mask or the old contents enter.
+    const bool direct = !through_relu && !accumulate_dx;
+    Tensor product = direct ? dL_dx : Tensor::empty(dL_dx.shape(), x.dtype(), x.device());
+    for (int64_t g = 0; g < G; ++g) {
+      matmul(product, group_matrix(dL_dout, g, G), weight.slice(g * OG, (g + 1) * OG), false,
+             false, 1.0, g > 0 ? 1.0 : 0.0);
+    }
+    if (through_relu) {
+      Tensor masked = Tensor::empty(dL_dx.shape(), x.dtype(), x.device());
+      activation_backward(masked, product, x, Activation::ReLU);
+      product = masked;
+    }
+    if (accumulate_dx) {
+      add(dL_dx, dL_dx, product);
+    } else if (!direct) {
+      dL_dx.copy_from(product);
+    }
+  }
+  if (use_fused_linear(x, kFusedWeightGradMaxRows)) {
+    LAPIS_CUDA_CALL(cuda::weight_grad_fused, dL_dweight, dL_dbias, dL_dout, x, G);
+    return;
+  }
+  // dL_dweight_g [OG, IN] += dL_dout_g^T [OG, N] @ x [N, IN]; dL_dbias_g += column sums.
+  for (int64_t g = 0; g < G; ++g) {
+    const Tensor dy = group_matrix(dL_dout, g, G);
+    Tensor dw = dL_dweight.slice(g * OG, (g + 1) * OG);
+    matmul(dw, dy, x, /*trans_a=*/true, /*trans_b=*/false, 1.0, 1.0);
+    if (dL_dbias.defined()) {
+      Tensor db = dL_dbias.slice(g * OG, (g + 1) * OG);
+      bias_add_backward(db, dy);
+    }
+  }
 }
 
 }  // namespace lapis

@@ -12,15 +12,35 @@ namespace lapis {
 void matmul(Tensor& out, const Tensor& a, const Tensor& b, bool trans_a = false,
             bool trans_b = false, double alpha = 1.0, double beta = 0.0);
 
-// Linear layer in PyTorch's layout: out [N, OUT] = x [N, IN] @ weight[OUT, IN]^T + bias [OUT],
-// then + residual [N, OUT] when given (fused into the bias add: one launch fewer per residual
-// block, same rounding as a separate add). bias and residual may be undefined.
+// Linear layer in PyTorch's layout: out = relu?(x [N, IN] @ weight [OUT, IN]^T + bias [OUT])
+// + residual [N, OUT]. bias and residual may be undefined; relu applies before the residual.
+//
+// out is [N, OUT], or [G, N, OUT / G] for a grouped output: each block of OUT / G consecutive
+// output columns stored as its own contiguous [N, OUT / G] matrix, so one weight [3C, C] gives
+// Q, K and V as out.slice(0, 1), .slice(1, 2), .slice(2, 3). A grouped output takes no residual
+// and no relu.
+//
+// On CUDA, up to kFusedLinearMaxRows rows run as one kernel (product, bias, relu, residual and
+// the grouped layout in its epilogue, F32/F64 FMA, independent of allow_tf32: at these sizes a
+// launch costs more than the arithmetic); larger inputs use cuBLAS and separate epilogue kernels.
 void linear_forward(Tensor& out, const Tensor& x, const Tensor& weight, const Tensor& bias,
-                    const Tensor& residual = Tensor());
-// dL_dx [N, IN] = dL_dout @ weight (overwritten; pass an undefined tensor to skip it),
-// dL_dweight [OUT, IN] += dL_dout^T @ x, dL_dbias [OUT] += column sums of dL_dout (skipped when
-// undefined).
+                    const Tensor& residual = Tensor(), bool relu = false);
+// dL_dx [N, IN] = dL_dout @ weight, overwritten, or added to dL_dx's contents when accumulate_dx
+// (residual branches sum their gradients without a separate add); pass an undefined dL_dx to
+// skip it. With through_relu, x is the output of a ReLU and dL_dx is the gradient w.r.t. that
+// ReLU's input: the product is multiplied by (x > 0) (relu(z) > 0 exactly when z > 0) before it
+// is stored or added. dL_dweight [OUT, IN] += dL_dout^T @ x, dL_dbias [OUT] += column sums of
+// dL_dout (skipped when undefined). dL_dout is [N, OUT] or grouped [G, N, OUT / G] as in
+// linear_forward.
+//
+// On CUDA, up to kFusedLinearMaxRows rows dL_dx is one kernel; up to kFusedWeightGradMaxRows
+// the weight and bias gradients come from one deterministic kernel (no split-K, no float
+// atomics); larger inputs use cuBLAS and the bias-gradient kernel.
 void linear_backward(Tensor& dL_dx, Tensor& dL_dweight, Tensor& dL_dbias, const Tensor& dL_dout,
-                     const Tensor& x, const Tensor& weight);
+                     const Tensor& x, const Tensor& weight, bool accumulate_dx = false,
+                     bool through_relu = false);
+
+constexpr int64_t kFusedLinearMaxRows = 65536;
+constexpr int64_t kFusedWeightGradMaxRows = 16384;  // each slice block loops over <= 512 rows
 
 }  // namespace lapis

@@ -1,6 +1,7 @@
 #include "models/gt/graph_transformer_layer.h"
 
 #include "kernels/elementwise.h"
+#include "kernels/matmul.h"
 
 namespace lapis {
 namespace gt {
@@ -78,6 +79,30 @@ GraphTransformerLayer::GraphTransformerLayer(const GraphTransformerLayerOptions&
   }
 }
 
+void GraphTransformerLayer::pack_qkv() {
+  nn::Parameter* parts[3] = {&q_->weight(), &k_->weight(), &v_->weight()};
+  const int64_t C = options_.channels;
+  const Tensor& q = parts[0]->value;
+  bool packed = qkv_weight_.defined() && qkv_weight_.device() == q.device() &&
+                qkv_weight_.dtype() == q.dtype() && qkv_grad_.defined() &&
+                qkv_grad_.device() == q.device() && qkv_grad_.dtype() == q.dtype();
+  for (int i = 0; packed && i < 3; ++i) {
+    packed = parts[i]->value.raw_data() == qkv_weight_.slice(i * C, (i + 1) * C).raw_data() &&
+             parts[i]->grad.raw_data() == qkv_grad_.slice(i * C, (i + 1) * C).raw_data();
+  }
+  if (packed) return;
+  qkv_weight_ = Tensor::empty({3 * C, C}, q.dtype(), q.device());
+  qkv_grad_ = Tensor::empty({3 * C, C}, q.dtype(), q.device());
+  for (int i = 0; i < 3; ++i) {
+    Tensor value = qkv_weight_.slice(i * C, (i + 1) * C);
+    Tensor grad = qkv_grad_.slice(i * C, (i + 1) * C);
+    value.copy_from(parts[i]->value);
+    grad.copy_from(parts[i]->grad);
+    parts[i]->value = value;
+    parts[i]->grad = grad;
+  }
+}
+
 std::vector<nn::Dropout*> GraphTransformerLayer::dropouts() {
   std::vector<nn::Dropout*> out;
   if (options_.dropout <= 0.0) return out;
@@ -99,9 +124,13 @@ Tensor GraphTransformerLayer::forward(const Tensor& h, const Tensor& e, const Cs
     check_shape("GraphTransformerLayer::forward", "e", e, {E, C});
   }
   ctx.edge_branch = options_.edge_features && e_out != nullptr;
-  ctx.q = q_->forward(h, ctx.q_ctx).reshape({N, H, D});
-  ctx.k = k_->forward(h, ctx.k_ctx).reshape({N, H, D});
-  ctx.v = v_->forward(h, ctx.v_ctx).reshape({N, H, D});
+  pack_qkv();
+  Tensor qkv = Tensor::empty({3, N, C}, h.dtype(), h.device());
+  linear_forward(qkv, h, qkv_weight_, Tensor());
+  ctx.h = h;
+  ctx.q = qkv.slice(0, 1).reshape({N, H, D});
+  ctx.k = qkv.slice(1, 2).reshape({N, H, D});
+  ctx.v = qkv.slice(2, 3).reshape({N, H, D});
   if (options_.edge_features) {
     ctx.p = e_->forward(e, ctx.e_ctx).reshape({E, H, D});
     // Without the edge branch the attention does not write its edge output.
@@ -140,9 +169,9 @@ Tensor GraphTransformerLayer::backward(const Tensor& dL_dh_out, const Tensor& dL
   check_shape("GraphTransformerLayer::backward", "dL_dh_out", dL_dh_out, {N, C});
 
   // Node path, reversed. The residual gradient flows to both branches of each sum.
-  Tensor g2 = norm2_h_->backward(dL_dh_out, ctx.norm2_h);            // d(h1 + FFN(h1))
-  Tensor dh1 = ffn_h_->backward(g2, ctx.ffn_h);
-  add(dh1, dh1, g2);
+  // Each residual sum's second gradient term is added inside the product that forms the first.
+  Tensor dh1 = norm2_h_->backward(dL_dh_out, ctx.norm2_h);           // d(h1 + FFN(h1))
+  ffn_h_->backward_accumulate(dh1, dh1, ctx.ffn_h);
   Tensor g1 = norm1_h_->backward(dh1, ctx.norm1_h);                  // d(h + O_h(a))
   Tensor da = o_h_->backward(g1, ctx.o_h_ctx);
   Tensor dattn = drop_h_->backward(da, ctx.drop_h).reshape({N, H, D});
@@ -156,29 +185,28 @@ Tensor GraphTransformerLayer::backward(const Tensor& dL_dh_out, const Tensor& dL
   }
   if (ctx.edge_branch) {
     check_shape("GraphTransformerLayer::backward", "dL_de_out", dL_de_out, {E, C});
-    Tensor ge2 = norm2_e_->backward(dL_de_out, ctx.norm2_e);
-    Tensor de1 = ffn_e_->backward(ge2, ctx.ffn_e);
-    add(de1, de1, ge2);
+    Tensor de1 = norm2_e_->backward(dL_de_out, ctx.norm2_e);
+    ffn_e_->backward_accumulate(de1, de1, ctx.ffn_e);
     Tensor ge1 = norm1_e_->backward(de1, ctx.norm1_e);
     Tensor dt = o_e_->backward(ge1, ctx.o_e_ctx);
     dedge_attn = drop_e_->backward(dt, ctx.drop_e).reshape({E, H, D});
     de_in = ge1;
   }
 
-  Tensor dq = Tensor::empty({N, H, D}, dL_dh_out.dtype(), dL_dh_out.device());
-  Tensor dk = Tensor::empty({N, H, D}, dL_dh_out.dtype(), dL_dh_out.device());
-  Tensor dv = Tensor::empty({N, H, D}, dL_dh_out.dtype(), dL_dh_out.device());
+  Tensor dqkv = Tensor::empty({3, N, C}, dL_dh_out.dtype(), dL_dh_out.device());
+  Tensor dq = dqkv.slice(0, 1).reshape({N, H, D});
+  Tensor dk = dqkv.slice(1, 2).reshape({N, H, D});
+  Tensor dv = dqkv.slice(2, 3).reshape({N, H, D});
   graph_attention_backward(dq, dk, dv, dp, dattn, dedge_attn, graph, ctx.q, ctx.k, ctx.v, ctx.p,
                            ctx.attn, ctx.attention);
-  add(dh_in, dh_in, q_->backward(dq.reshape({N, C}), ctx.q_ctx));
-  add(dh_in, dh_in, k_->backward(dk.reshape({N, C}), ctx.k_ctx));
-  add(dh_in, dh_in, v_->backward(dv.reshape({N, C}), ctx.v_ctx));
+  pack_qkv();
+  Tensor no_bias;
+  linear_backward(dh_in, qkv_grad_, no_bias, dqkv, ctx.h, qkv_weight_, /*accumulate_dx=*/true);
   if (options_.edge_features) {
-    Tensor de_p = e_->backward(dp.reshape({E, C}), ctx.e_ctx);
     if (ctx.edge_branch) {
-      add(de_in, de_in, de_p);
+      e_->backward_accumulate(de_in, dp.reshape({E, C}), ctx.e_ctx);
     } else {
-      de_in = de_p;  // no residual branch: e reaches the output only through the attention
+      de_in = e_->backward(dp.reshape({E, C}), ctx.e_ctx);  // e reaches the output only here
     }
     *dL_de_in = de_in;
   }

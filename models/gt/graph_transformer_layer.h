@@ -50,8 +50,9 @@ struct GraphTransformerLayerOptions {
 
 // What backward needs from one forward (tensors are handles: nothing is copied).
 struct GraphTransformerLayerCtx {
-  nn::LinearCtx q_ctx, k_ctx, v_ctx, e_ctx, o_h_ctx, o_e_ctx;
-  Tensor q, k, v, p;           // [N, H, D] x3, [E, H, D]
+  nn::LinearCtx e_ctx, o_h_ctx, o_e_ctx;
+  Tensor h;                    // [N, C], the layer input (Q/K/V projections' input)
+  Tensor q, k, v, p;           // [N, H, D] x3 (slices of one [3, N, C] buffer), [E, H, D]
   Tensor attn, edge_attn;      // [N, H, D], [E, H, D]
   GraphAttentionContext attention;
   nn::DropoutCtx drop_h, drop_e;
@@ -80,8 +81,16 @@ class GraphTransformerLayer : public nn::Module {
   std::vector<nn::Dropout*> dropouts();
 
  private:
+  // Q, K and V stay three parameters ("Q.weight", "K.weight", "V.weight"), but their values
+  // and grads live as row slices of one [3C, C] tensor each, so one launch computes the three
+  // projections (a grouped linear output [3, N, C]) and one their weight gradients. Module::to()
+  // and dtype conversions replace the tensors; pack_qkv() restores the shared storage (copying
+  // values and grads) whenever it finds them apart, before each forward and backward.
+  void pack_qkv();
+
   GraphTransformerLayerOptions options_;
   std::unique_ptr<nn::Linear> q_, k_, v_, e_, o_h_, o_e_;
+  Tensor qkv_weight_, qkv_grad_;  // [3C, C]
   std::unique_ptr<nn::Dropout> drop_h_, drop_e_;
   std::unique_ptr<Norm> norm1_h_, norm2_h_, norm1_e_, norm2_e_;
   std::unique_ptr<nn::MLP> ffn_h_, ffn_e_;

@@ -18,23 +18,32 @@ Linear::Linear(int64_t in, int64_t out, bool bias, Generator& gen) : in_(in), ou
   if (bias) bias_ = &register_parameter("bias", Tensor::rand_uniform({out}, gen, -bound, bound));
 }
 
-Tensor Linear::forward(const Tensor& x, LinearCtx& ctx, const Tensor& residual) {
+Tensor Linear::forward(const Tensor& x, LinearCtx& ctx, const Tensor& residual, bool relu) {
   check_defined("Linear::forward", "x", x);
   check_dim("Linear::forward", "x", x, 2);
   if (residual.defined()) check_shape("Linear::forward", "residual", residual, {x.size(0), out_});
   Tensor out = Tensor::empty({x.size(0), out_}, x.dtype(), x.device());
-  linear_forward(out, x, weight_->value, bias_ ? bias_->value : Tensor(), residual);
+  linear_forward(out, x, weight_->value, bias_ ? bias_->value : Tensor(), residual, relu);
   ctx.x = x;
   return out;
 }
 
-Tensor Linear::backward(const Tensor& dL_dout, const LinearCtx& ctx) {
+Tensor Linear::backward(const Tensor& dL_dout, const LinearCtx& ctx, bool through_relu) {
   check_defined("Linear::backward", "ctx.x (forward not run?)", ctx.x);
   Tensor dL_dx = Tensor::empty(ctx.x.shape(), ctx.x.dtype(), ctx.x.device());
   Tensor no_bias;
   linear_backward(dL_dx, weight_->grad, bias_ ? bias_->grad : no_bias, dL_dout, ctx.x,
-                  weight_->value);
+                  weight_->value, /*accumulate_dx=*/false, through_relu);
   return dL_dx;
+}
+
+void Linear::backward_accumulate(Tensor& dL_dx, const Tensor& dL_dout, const LinearCtx& ctx,
+                                 bool through_relu) {
+  check_defined("Linear::backward_accumulate", "ctx.x (forward not run?)", ctx.x);
+  check_defined("Linear::backward_accumulate", "dL_dx", dL_dx);
+  Tensor no_bias;
+  linear_backward(dL_dx, weight_->grad, bias_ ? bias_->grad : no_bias, dL_dout, ctx.x,
+                  weight_->value, /*accumulate_dx=*/true, through_relu);
 }
 
 // ---- Embedding ----
@@ -224,9 +233,16 @@ Tensor MLP::forward(const Tensor& x, MLPCtx& ctx, const Tensor& residual) {
   ctx.dropout.assign(dropouts_.empty() ? 0 : n - 1, DropoutCtx());
   Tensor h = x;
   for (size_t i = 0; i < n; ++i) {
-    h = linears_[i]->forward(h, ctx.linear[i], i + 1 < n ? Tensor() : residual);
+    // ReLU runs in the Linear's epilogue. Its backward needs only the sign of the input, which
+    // the output has too (relu(x) > 0 exactly when x > 0), so ctx keeps the output.
+    const bool fused_relu = i + 1 < n && activations_[i]->activation() == Activation::ReLU;
+    h = linears_[i]->forward(h, ctx.linear[i], i + 1 < n ? Tensor() : residual, fused_relu);
     if (i + 1 < n) {
-      h = activations_[i]->forward(h, ctx.activation[i]);
+      if (fused_relu) {
+        ctx.activation[i].x = h;
+      } else {
+        h = activations_[i]->forward(h, ctx.activation[i]);
+      }
       if (!dropouts_.empty()) h = dropouts_[i]->forward(h, ctx.dropout[i]);
     }
   }
@@ -234,16 +250,38 @@ Tensor MLP::forward(const Tensor& x, MLPCtx& ctx, const Tensor& residual) {
 }
 
 Tensor MLP::backward(const Tensor& dL_dout, const MLPCtx& ctx) {
+  return backward_impl(dL_dout, ctx, nullptr);
+}
+
+void MLP::backward_accumulate(Tensor& dL_dx, const Tensor& dL_dout, const MLPCtx& ctx) {
+  check_defined("MLP::backward_accumulate", "dL_dx", dL_dx);
+  LAPIS_CHECK(linears_.size() >= 2 || dL_dx.raw_data() != dL_dout.raw_data(),
+              "MLP::backward_accumulate",
+              "dL_dx may share dL_dout's storage only with two or more layers");
+  backward_impl(dL_dout, ctx, &dL_dx);
+}
+
+Tensor MLP::backward_impl(const Tensor& dL_dout, const MLPCtx& ctx, Tensor* accumulate_into) {
   const size_t n = linears_.size();
   LAPIS_CHECK(ctx.linear.size() == n, "MLP::backward", "ctx holds ", ctx.linear.size(),
               " layers, the MLP has ", n, " (forward not run?)");
+  // Without dropout, a ReLU's backward folds into the product of the Linear after it (whose
+  // input is the ReLU's output, so its sign is the mask).
+  auto relu_folded = [&](size_t i) {
+    return dropouts_.empty() && activations_[i]->activation() == Activation::ReLU;
+  };
   Tensor g = dL_dout;
   for (size_t i = n; i-- > 0;) {
-    if (i + 1 < n) {
+    if (i + 1 < n && !relu_folded(i)) {
       if (!dropouts_.empty()) g = dropouts_[i]->backward(g, ctx.dropout[i]);
       g = activations_[i]->backward(g, ctx.activation[i]);
     }
-    g = linears_[i]->backward(g, ctx.linear[i]);
+    const bool through_relu = i > 0 && relu_folded(i - 1);
+    if (i == 0 && accumulate_into) {
+      linears_[i]->backward_accumulate(*accumulate_into, g, ctx.linear[i]);
+      return *accumulate_into;
+    }
+    g = linears_[i]->backward(g, ctx.linear[i], through_relu);
   }
   return g;
 }

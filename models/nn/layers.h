@@ -29,9 +29,17 @@ class Linear : public Module {
   // Initialised as torch.nn.Linear: weight and bias ~ U(-1/sqrt(in), 1/sqrt(in)), drawn from gen
   // (weight first, then bias).
   Linear(int64_t in, int64_t out, bool bias, Generator& gen);
-  // residual [N, out] (optional) is added to the output in the same pass as the bias.
-  Tensor forward(const Tensor& x, LinearCtx& ctx, const Tensor& residual = Tensor());
-  Tensor backward(const Tensor& dL_dout, const LinearCtx& ctx);
+  // residual [N, out] (optional) is added to the output in the same pass as the bias; relu
+  // applies before the residual (out = relu(x W^T + b) + residual).
+  Tensor forward(const Tensor& x, LinearCtx& ctx, const Tensor& residual = Tensor(),
+                 bool relu = false);
+  // through_relu: x came out of a ReLU; returns the gradient w.r.t. the ReLU's input instead
+  // (the mask x > 0 applied in the same kernel as the product).
+  Tensor backward(const Tensor& dL_dout, const LinearCtx& ctx, bool through_relu = false);
+  // As backward, but adds dL/dx into dL_dx [N, in] (a residual branch's gradient) instead of
+  // returning a new tensor: the add happens in the product, with no separate kernel.
+  void backward_accumulate(Tensor& dL_dx, const Tensor& dL_dout, const LinearCtx& ctx,
+                           bool through_relu = false);
   int64_t in_features() const { return in_; }
   int64_t out_features() const { return out_; }
   Parameter& weight() { return *weight_; }
@@ -177,6 +185,10 @@ class MLP : public Module {
   // residual [N, out] (optional) is added to the last Linear's output in its bias pass.
   Tensor forward(const Tensor& x, MLPCtx& ctx, const Tensor& residual = Tensor());
   Tensor backward(const Tensor& dL_dout, const MLPCtx& ctx);
+  // As backward, but adds dL/dx into dL_dx [N, in]. dL_dx may be dL_dout itself (the residual
+  // block x + MLP(x)) when the MLP has at least two layers: the first layer's gradient is
+  // formed after the last read of dL_dout.
+  void backward_accumulate(Tensor& dL_dx, const Tensor& dL_dout, const MLPCtx& ctx);
   int64_t num_layers() const { return static_cast<int64_t>(linears_.size()); }
   Linear& layer(int64_t i) { return *linears_.at(static_cast<size_t>(i)); }
   // The Dropout after hidden layer i, or nullptr when the MLP has no dropout.
@@ -189,6 +201,9 @@ class MLP : public Module {
   std::vector<std::unique_ptr<Linear>> linears_;
   std::vector<std::unique_ptr<ActivationLayer>> activations_;
   std::vector<std::unique_ptr<Dropout>> dropouts_;  // empty when dropout == 0
+
+  // accumulate_into: add the input gradient there instead of returning a new tensor.
+  Tensor backward_impl(const Tensor& dL_dout, const MLPCtx& ctx, Tensor* accumulate_into);
 };
 
 }  // namespace nn

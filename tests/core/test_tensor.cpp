@@ -59,6 +59,25 @@ TEST(Tensor, ReshapeSharesStorageAndCloneCopies) {
   EXPECT_EQ(t.data<float>()[0], 42.0f);
 }
 
+TEST(Tensor, SliceSharesStorageAsLeadingRows) {
+  Tensor t = Tensor::from_vector<float>({0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}, {3, 2, 2});
+  Tensor mid = t.slice(1, 2);
+  EXPECT_EQ(mid.shape(), (Shape{1, 2, 2}));
+  EXPECT_EQ(mid.to_vector<float>(), (std::vector<float>{4, 5, 6, 7}));
+  Tensor tail = t.slice(1, 3).reshape({4, 2}).slice(2, 4);  // offsets compose through reshape
+  EXPECT_EQ(tail.to_vector<float>(), (std::vector<float>{8, 9, 10, 11}));
+  mid.fill(-1.0);
+  EXPECT_EQ(t.to_vector<float>()[4], -1.0f);
+  EXPECT_EQ(t.to_vector<float>()[8], 8.0f);
+  Tensor c = tail.clone();  // copies only the slice's elements
+  EXPECT_EQ(c.numel(), 4);
+  EXPECT_EQ(c.to_vector<float>()[0], 8.0f);
+  EXPECT_EQ(t.slice(3, 3).numel(), 0);
+  EXPECT_THROW(t.slice(2, 4), Error);
+  EXPECT_THROW(t.slice(-1, 1), Error);
+  EXPECT_THROW(t.slice(2, 1), Error);
+}
+
 TEST(Tensor, DtypeConversion) {
   Tensor t = Tensor::from_vector<float>({1.5f, -2.0f}, {2});
   EXPECT_EQ(t.to(Dtype::F64).to_vector<double>(), (std::vector<double>{1.5, -2.0}));
@@ -122,6 +141,16 @@ TEST(TensorCuda, RoundTripFillAndCopies) {
   }
   Tensor empty = Tensor::zeros({0, 4}, Dtype::F32, Device::cuda());
   EXPECT_EQ(empty.to(Device::cpu()).numel(), 0);
+}
+
+TEST(TensorCuda, SlicesReadAndWriteTheirRowsOnly) {
+  LAPIS_REQUIRE_CUDA_OR_SKIP();
+  Tensor t = Tensor::from_vector<float>({0, 1, 2, 3, 4, 5}, {3, 2}).to(Device::cuda());
+  Tensor s = t.slice(1, 2);
+  EXPECT_EQ(s.to_vector<float>(), (std::vector<float>{2, 3}));
+  s.copy_from(Tensor::from_vector<float>({7, 8}, {1, 2}));
+  s.slice(0, 1).reshape({2}).fill(9.0);
+  EXPECT_EQ(t.to_vector<float>(), (std::vector<float>{0, 1, 9, 9, 4, 5}));
 }
 
 TEST(TensorCuda, RandomValuesMatchCpu) {

@@ -7,6 +7,7 @@
 
 #include "core/cuda_api.h"
 #include "core/tensor.h"
+#include "kernels/elementwise.h"
 #include "kernels/matmul.h"
 #include "tests/common/test_util.h"
 
@@ -185,6 +186,120 @@ TEST(Linear, GradientCheck) {
   EXPECT_TRUE(testing::gradient_matches(loss, bias, db));
 }
 
+// out = relu?(x w^T + b) + residual by loops in F64, laid out [N, OUT] (groups == 1) or
+// [G, N, OUT / G].
+Tensor naive_linear(const Tensor& x, const Tensor& w, const Tensor& bias, const Tensor& residual,
+                    bool relu, int64_t groups) {
+  const Tensor X = x.to(Dtype::F64), W = w.to(Dtype::F64);
+  const int64_t N = X.size(0), IN = X.size(1), OUT = W.size(0), OG = OUT / groups;
+  const std::vector<double> b = bias.defined() ? bias.to(Dtype::F64).to_vector<double>()
+                                               : std::vector<double>(OUT, 0.0);
+  const std::vector<double> r = residual.defined() ? residual.to(Dtype::F64).to_vector<double>()
+                                                   : std::vector<double>(N * OUT, 0.0);
+  Tensor out = groups == 1 ? Tensor::empty({N, OUT}, Dtype::F64)
+                           : Tensor::empty({groups, N, OG}, Dtype::F64);
+  for (int64_t n = 0; n < N; ++n) {
+    for (int64_t o = 0; o < OUT; ++o) {
+      double v = 0;
+      for (int64_t k = 0; k < IN; ++k) v += X.data<double>()[n * IN + k] * W.data<double>()[o * IN + k];
+      v += b[o];
+      if (relu) v = v > 0 ? v : 0;
+      v += r[n * OUT + o];
+      out.data<double>()[(o / OG) * N * OG + n * OG + o % OG] = v;
+    }
+  }
+  return out;
+}
+
+TEST(Linear, EpilogueAndGroupedOutputMatchNaive) {
+  Generator gen(11);
+  const int64_t N = 9, IN = 7, OUT = 6;
+  Tensor x = Tensor::randn({N, IN}, gen, Dtype::F64), w = Tensor::randn({OUT, IN}, gen, Dtype::F64);
+  Tensor bias = Tensor::randn({OUT}, gen, Dtype::F64), res = Tensor::randn({N, OUT}, gen, Dtype::F64);
+  Tensor out = Tensor::empty({N, OUT}, Dtype::F64);
+  linear_forward(out, x, w, bias, res, /*relu=*/true);
+  EXPECT_TRUE(testing::all_close(out, naive_linear(x, w, bias, res, true, 1), 1e-12, 1e-12));
+  linear_forward(out, x, w, Tensor(), res, /*relu=*/false);
+  EXPECT_TRUE(testing::all_close(out, naive_linear(x, w, Tensor(), res, false, 1), 1e-12, 1e-12));
+  // Grouped: [3, N, 2], group g = output columns 2g, 2g + 1.
+  Tensor grouped = Tensor::empty({3, N, 2}, Dtype::F64);
+  linear_forward(grouped, x, w, bias);
+  EXPECT_TRUE(testing::all_close(grouped, naive_linear(x, w, bias, Tensor(), false, 3), 1e-12, 1e-12));
+  // A grouped output with a residual or relu, and a group count that does not divide OUT.
+  EXPECT_THROW(linear_forward(grouped, x, w, bias, Tensor(), true), Error);
+  Tensor bad = Tensor::empty({4, N, 2}, Dtype::F64);
+  EXPECT_THROW(linear_forward(bad, x, w, bias), Error);
+}
+
+TEST(Linear, GroupedAndAccumulatingGradientCheck) {
+  Generator gen(6);
+  const int64_t N = 5, IN = 4, OUT = 6, G = 3;
+  Tensor x = Tensor::randn({N, IN}, gen, Dtype::F64);
+  Tensor w = Tensor::randn({OUT, IN}, gen, Dtype::F64);
+  Tensor bias = Tensor::randn({OUT}, gen, Dtype::F64);
+  const Tensor Gout = Tensor::randn({G, N, OUT / G}, gen, Dtype::F64);
+  Tensor out = Tensor::empty({G, N, OUT / G}, Dtype::F64);
+  auto loss = [&] {
+    linear_forward(out, x, w, bias);
+    return testing::dot(Gout, out);
+  };
+  const Tensor prior = Tensor::randn({N, IN}, gen, Dtype::F64);
+  Tensor dx = prior.clone();  // accumulate_dx adds onto it
+  Tensor dw = Tensor::zeros({OUT, IN}, Dtype::F64);
+  Tensor db = Tensor::zeros({OUT}, Dtype::F64);
+  linear_backward(dx, dw, db, Gout, x, w, /*accumulate_dx=*/true);
+  Tensor dx_only = dx.clone();
+  axpy(dx_only, -1.0, prior);
+  EXPECT_TRUE(testing::gradient_matches(loss, x, dx_only));
+  EXPECT_TRUE(testing::gradient_matches(loss, w, dw));
+  EXPECT_TRUE(testing::gradient_matches(loss, bias, db));
+  // relu + residual, ungrouped: d/dx of G . (relu(x w^T + b) + r).
+  const Tensor G2 = Tensor::randn({N, OUT}, gen, Dtype::F64);
+  Tensor res = Tensor::randn({N, OUT}, gen, Dtype::F64);
+  Tensor out2 = Tensor::empty({N, OUT}, Dtype::F64);
+  auto loss2 = [&] {
+    linear_forward(out2, x, w, bias, res, /*relu=*/true);
+    return testing::dot(G2, out2);
+  };
+  loss2();
+  std::vector<double> g2 = G2.to_vector<double>();
+  const std::vector<double> o2 = out2.to_vector<double>(), r2 = res.to_vector<double>();
+  for (size_t i = 0; i < g2.size(); ++i) g2[i] = o2[i] - r2[i] > 0 ? g2[i] : 0.0;  // relu mask
+  const Tensor G2_masked = Tensor::from_vector<double>(g2, {N, OUT});
+  Tensor dx2 = Tensor::empty({N, IN}, Dtype::F64), dw2 = Tensor::zeros({OUT, IN}, Dtype::F64);
+  Tensor db2 = Tensor::zeros({OUT}, Dtype::F64);
+  linear_backward(dx2, dw2, db2, G2_masked, x, w);
+  EXPECT_TRUE(testing::gradient_matches(loss2, x, dx2));
+  EXPECT_TRUE(testing::gradient_matches(loss2, w, dw2));
+}
+
+// through_relu: x = relu(z); the returned gradient is w.r.t. z, i.e. the plain input gradient
+// through activation_backward, here checked against finite differences in z.
+TEST(Linear, ThroughReluIsTheGradientOfTheReluInput) {
+  Generator gen(7);
+  const int64_t N = 6, IN = 5, OUT = 3;
+  Tensor z = Tensor::randn({N, IN}, gen, Dtype::F64);
+  Tensor w = Tensor::randn({OUT, IN}, gen, Dtype::F64);
+  const Tensor G = Tensor::randn({N, OUT}, gen, Dtype::F64);
+  Tensor x = Tensor::empty({N, IN}, Dtype::F64), out = Tensor::empty({N, OUT}, Dtype::F64);
+  auto loss = [&] {
+    activation_forward(x, z, Activation::ReLU);
+    linear_forward(out, x, w, Tensor());
+    return testing::dot(G, out);
+  };
+  loss();
+  const Tensor x_relu = x.clone();
+  Tensor dz = Tensor::randn({N, IN}, gen, Dtype::F64);  // overwritten (no accumulate)
+  Tensor dw = Tensor::zeros({OUT, IN}, Dtype::F64), no_bias;
+  linear_backward(dz, dw, no_bias, G, x_relu, w, /*accumulate_dx=*/false, /*through_relu=*/true);
+  EXPECT_TRUE(testing::gradient_matches(loss, z, dz));
+  // Accumulating onto old contents adds the same masked gradient.
+  Tensor acc = Tensor::full({N, IN}, 1.0, Dtype::F64);
+  linear_backward(acc, dw, no_bias, G, x_relu, w, /*accumulate_dx=*/true, /*through_relu=*/true);
+  axpy(acc, -1.0, Tensor::full({N, IN}, 1.0, Dtype::F64));
+  EXPECT_TRUE(testing::all_close(acc, dz, 1e-14, 1e-12));
+}
+
 TEST(Linear, ErrorsNameTheProblem) {
   Tensor x = Tensor::zeros({4, 63}), w = Tensor::zeros({32, 64}), out = Tensor::zeros({4, 32});
   try {
@@ -313,6 +428,78 @@ TEST(LinearCuda, MatchesCpu) {
       EXPECT_TRUE(testing::all_close(dx_g, dx, 1e-4, 1e-4)) << "N " << N << " C " << C;
       EXPECT_TRUE(testing::all_close(dw_g, dw, 1e-3, 1e-4)) << "N " << N << " C " << C;
       EXPECT_TRUE(testing::all_close(db_g, db, 1e-3, 1e-4)) << "N " << N << " C " << C;
+    }
+  }
+}
+
+// The fused CUDA linear kernels (kFusedLinearMaxRows / kFusedWeightGradMaxRows and below) and the
+// cuBLAS path above them, against the CPU: odd sizes, partial tiles, groups, relu, residual,
+// accumulation onto old gradients, F32 and F64.
+TEST(LinearCuda, FusedKernelsMatchCpu) {
+  LAPIS_REQUIRE_CUDA_OR_SKIP();
+  cuda::set_allow_tf32(false);
+  const Device gpu = Device::cuda();
+  Generator gen(78);
+  struct Case { int64_t N, IN, OUT, groups; bool relu, residual, bias; };
+  const std::vector<Case> cases = {
+      {1, 1, 1, 1, false, false, true},      {7, 5, 3, 1, true, false, true},
+      {31, 33, 65, 1, true, true, true},     {32, 64, 64, 1, false, true, true},
+      {33, 64, 192, 3, false, false, false}, {257, 80, 160, 1, true, false, true},
+      {3001, 64, 64, 1, false, true, true},  {6403, 64, 128, 1, true, false, true},
+      {16384, 64, 64, 1, false, false, true}, {16385, 64, 64, 1, false, false, true},
+      {70000, 16, 48, 3, false, false, false}, {5, 0, 4, 1, false, false, true},
+      {0, 8, 8, 1, false, false, true}};
+  for (Dtype dtype : {Dtype::F32, Dtype::F64}) {
+    for (const Case& c : cases) {
+      const std::string what = str_cat(dtype_name(dtype), " N ", c.N, " IN ",
+                                                          c.IN, " OUT ", c.OUT, " G ", c.groups);
+      Tensor x = Tensor::randn({c.N, c.IN}, gen, dtype), w = Tensor::randn({c.OUT, c.IN}, gen, dtype);
+      Tensor bias = c.bias ? Tensor::randn({c.OUT}, gen, dtype) : Tensor();
+      Tensor res = c.residual ? Tensor::randn({c.N, c.OUT}, gen, dtype) : Tensor();
+      const Shape out_shape = c.groups == 1 ? Shape{c.N, c.OUT} : Shape{c.groups, c.N, c.OUT / c.groups};
+      Tensor out = Tensor::empty(out_shape, dtype), out_g = Tensor::empty(out_shape, dtype, gpu);
+      linear_forward(out, x, w, bias, res, c.relu);
+      linear_forward(out_g, x.to(gpu), w.to(gpu), bias.defined() ? bias.to(gpu) : Tensor(),
+                     res.defined() ? res.to(gpu) : Tensor(), c.relu);
+      const double tol = dtype == Dtype::F32 ? 1e-4 : 1e-11;
+      EXPECT_TRUE(testing::all_close(out_g, out, tol, tol)) << what;
+
+      const Tensor g = Tensor::randn(out_shape, gen, dtype);
+      Tensor dx = Tensor::randn({c.N, c.IN}, gen, dtype), dw = Tensor::randn({c.OUT, c.IN}, gen, dtype);
+      Tensor db = c.bias ? Tensor::randn({c.OUT}, gen, dtype) : Tensor();
+      Tensor dx_g = dx.to(gpu), dw_g = dw.to(gpu), db_g = db.defined() ? db.to(gpu) : Tensor();
+      const bool accumulate = c.N % 2 == 1, through_relu = c.N % 3 != 1;
+      linear_backward(dx, dw, db, g, x, w, accumulate, through_relu);
+      linear_backward(dx_g, dw_g, db_g, g.to(gpu), x.to(gpu), w.to(gpu), accumulate,
+                      through_relu);
+      // dW and db sum N products of magnitude ~1.
+      const double wtol = dtype == Dtype::F32 ? 1e-4 * (1.0 + std::sqrt(double(c.N))) : 1e-10;
+      EXPECT_TRUE(testing::all_close(dx_g, dx, tol, tol)) << what;
+      EXPECT_TRUE(testing::all_close(dw_g, dw, wtol, 1e-4)) << what;
+      if (c.bias) EXPECT_TRUE(testing::all_close(db_g, db, wtol, 1e-4)) << what;
+    }
+  }
+}
+
+// The fused weight gradient adds its slices' partials in a fixed order: bitwise repeatable.
+TEST(LinearCuda, FusedWeightGradIsDeterministic) {
+  LAPIS_REQUIRE_CUDA_OR_SKIP();
+  const Device gpu = Device::cuda();
+  Generator gen(79);
+  const int64_t N = 6403, IN = 64, OUT = 192;
+  const Tensor x = Tensor::randn({N, IN}, gen).to(gpu), w = Tensor::randn({OUT, IN}, gen).to(gpu);
+  const Tensor g = Tensor::randn({3, N, OUT / 3}, gen).to(gpu);
+  std::vector<float> first_w, first_b;
+  for (int run = 0; run < 3; ++run) {
+    Tensor dw = Tensor::zeros({OUT, IN}, Dtype::F32, gpu), db = Tensor::zeros({OUT}, Dtype::F32, gpu);
+    Tensor no_dx;
+    linear_backward(no_dx, dw, db, g, x, w);
+    if (run == 0) {
+      first_w = dw.to_vector<float>();
+      first_b = db.to_vector<float>();
+    } else {
+      EXPECT_EQ(dw.to_vector<float>(), first_w) << "run " << run;
+      EXPECT_EQ(db.to_vector<float>(), first_b) << "run " << run;
     }
   }
 }

@@ -1,0 +1,320 @@
+#include "kernels/cuda/linear_cuda.h"
+
+#include <climits>
+
+#include "core/cuda/cuda_check.h"
+#include "kernels/cuda/device_utils.cuh"
+#include "kernels/cuda/elementwise_cuda.h"
+
+namespace lapis {
+namespace cuda {
+namespace {
+
+// ---- small GEMM with fused epilogue: out = ((A @ B + bias), relu, * (mask > 0)) + residual ----
+//
+// A is [N, K], or grouped along K ([G, N, K / G]: column k of A is column k % (K / G) of group
+// k / (K / G), as a grouped dL_dout). B is w^T for w [M, K] (a linear forward, x @ W^T) or, with
+// kTransW, w itself for w [K, M] (the input gradient, dL_dout @ W).
+//
+// Block (16, 16) computes a 32-row x 64-column tile of out; thread (ty, tx) owns rows ty and
+// ty + 16 and columns tx + 16 j, j = 0..3 (8 accumulators). The reduction over K runs in chunks
+// of 32 through shared memory (row stride 33: the column reads of B hit 16 distinct banks per
+// half warp, the row reads of A are broadcasts). Each accumulator adds its products in k order
+// with FMA. Every epilogue term is optional (nullptr / false). residual may be out itself (each
+// element is read and written by the same thread): that accumulates into out. Column c of out
+// group g = c / out_group_cols goes to out[g, row, c - g * out_group_cols], the plain [N, M]
+// layout with one group.
+constexpr int kGemmRows = 32, kGemmCols = 64, kChunk = 32;
+
+template <typename T, bool kTransW>
+__global__ void __launch_bounds__(256)
+    small_gemm_kernel(T* out, const T* __restrict__ a, const T* __restrict__ w,
+                      const T* __restrict__ bias, const T* __restrict__ mask, const T* residual,
+                      int64_t N, int K, int M, int a_group_cols, int out_group_cols, bool relu) {
+  __shared__ T as[kGemmRows][kChunk + 1];
+  __shared__ T bs[kGemmCols][kChunk + 1];  // bs[c][k] = B[k0 + k][c0 + c]
+  const int tx = threadIdx.x, ty = threadIdx.y, tid = ty * 16 + tx;
+  const int64_t r0 = static_cast<int64_t>(blockIdx.x) * kGemmRows;
+  const int c0 = blockIdx.y * kGemmCols;
+  T acc[2][4] = {};
+  for (int k0 = 0; k0 < K; k0 += kChunk) {
+    for (int e = tid; e < kGemmRows * kChunk; e += 256) {
+      const int r = e / kChunk, k = e % kChunk, kk = k0 + k;
+      const int64_t row = r0 + r;
+      T v = T(0);
+      if (row < N && kk < K) {
+        const int g = kk / a_group_cols;
+        v = a[(static_cast<int64_t>(g) * N + row) * a_group_cols + (kk - g * a_group_cols)];
+      }
+      as[r][k] = v;
+    }
+    for (int e = tid; e < kGemmCols * kChunk; e += 256) {
+      // Consecutive threads read consecutive addresses of w in both layouts.
+      const int c = kTransW ? e % kGemmCols : e / kChunk;
+      const int k = kTransW ? e / kGemmCols : e % kChunk;
+      const int col = c0 + c, kk = k0 + k;
+      T v = T(0);
+      if (col < M && kk < K) {
+        v = kTransW ? w[static_cast<int64_t>(kk) * M + col] : w[static_cast<int64_t>(col) * K + kk];
+      }
+      bs[c][k] = v;
+    }
+    __syncthreads();
+#pragma unroll 8
+    for (int k = 0; k < kChunk; ++k) {
+      const T a0 = as[ty][k], a1 = as[ty + 16][k];
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        const T b = bs[tx + 16 * j][k];
+        acc[0][j] += a0 * b;
+        acc[1][j] += a1 * b;
+      }
+    }
+    __syncthreads();
+  }
+#pragma unroll
+  for (int i = 0; i < 2; ++i) {
+    const int64_t row = r0 + ty + 16 * i;
+    if (row >= N) continue;
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const int col = c0 + tx + 16 * j;
+      if (col >= M) continue;
+      T v = acc[i][j];
+      if (bias) v += bias[col];
+      if (relu) v = v > T(0) ? v : T(0);
+      if (mask) v *= mask[row * M + col] > T(0) ? T(1) : T(0);  // as activation_backward
+      const int g = col / out_group_cols;
+      const int64_t at = (static_cast<int64_t>(g) * N + row) * out_group_cols + (col - g * out_group_cols);
+      if (residual) v += residual[row * M + col];
+      out[at] = v;
+    }
+  }
+}
+
+template <typename T, bool kTransW>
+void launch_small_gemm(T* out, const T* a, const T* w, const T* bias, const T* mask,
+                       const T* residual, int64_t N, int64_t K, int64_t M, int64_t a_group_cols,
+                       int64_t out_group_cols, bool relu) {
+  const dim3 block(16, 16);
+  const dim3 grid(static_cast<unsigned>((N + kGemmRows - 1) / kGemmRows),
+                  static_cast<unsigned>((M + kGemmCols - 1) / kGemmCols));
+  LAPIS_CHECK(grid.y <= 65535, "linear", "too many output columns for the fused kernel: ", M);
+  small_gemm_kernel<T, kTransW><<<grid, block, 0, stream()>>>(
+      out, a, w, bias, mask, residual, N, static_cast<int>(K), static_cast<int>(M),
+      static_cast<int>(a_group_cols), static_cast<int>(out_group_cols), relu);
+  LAPIS_CUDA_CHECK(cudaGetLastError());
+}
+
+// ---- weight and bias gradients: dW_g += dY_g^T X, db_g += column sums of dY_g ----
+//
+// Grid (tiles, slices, groups). Block (16, 16) owns a 32 x 32 tile of dW_g (rows o0.., columns
+// i0..) over one slice of consecutive rows of dY_g / X; thread (ty, tx) accumulates outputs
+// (ty | ty + 16, tx | tx + 16) over the slice's rows in row order, reading 32-row chunks staged
+// in shared memory (the next chunk is fetched into registers while the current one is used).
+// Blocks of the first column tile also sum dY's columns for the bias. With one slice the block
+// adds its tile to dW directly. Otherwise it stores the tile as a partial, and the last slice
+// block of the tile to arrive (last_block_arrives) adds the partials in slice order, with 8
+// slices' loads in flight per step, and adds the total to dW: deterministic, one launch, no
+// split-K reduction kernel and no separate bias-gradient kernel.
+constexpr int kTile = 32;
+
+template <typename T>
+__global__ void __launch_bounds__(256)
+    weight_grad_kernel(T* __restrict__ dw, T* __restrict__ db, T* __restrict__ partial_w,
+                       T* __restrict__ partial_b, unsigned int* __restrict__ counters,
+                       const T* __restrict__ dy, const T* __restrict__ x, int64_t N, int OG,
+                       int IN, int in_tiles, int64_t slice_rows) {
+  __shared__ T dys[kTile][kTile + 1];
+  __shared__ T xs[kTile][kTile + 1];
+  const int tx = threadIdx.x, ty = threadIdx.y, tid = ty * 16 + tx;
+  const int tile = blockIdx.x, slice = blockIdx.y, slices = gridDim.y, g = blockIdx.z;
+  const int tiles = gridDim.x, out_tiles = tiles / in_tiles;
+  const int ot = tile / in_tiles, it = tile - ot * in_tiles;
+  const int o0 = ot * kTile, i0 = it * kTile;
+  const T* dyg = dy + static_cast<int64_t>(g) * N * OG;
+  dw += static_cast<int64_t>(g) * OG * IN;
+  const bool with_bias = db != nullptr && it == 0;
+  if (db) db += static_cast<int64_t>(g) * OG;
+  const int64_t n0 = static_cast<int64_t>(slice) * slice_rows;
+  const int64_t n1 = n0 + slice_rows < N ? n0 + slice_rows : N;
+
+  // Thread tid stages elements e = tid + 256 q, q = 0..3, of each chunk: row e / 32, column
+  // e % 32 (a warp reads 32 consecutive columns of one row).
+  T next_dy[4], next_x[4];
+  auto fetch = [&](int64_t r0) {
+#pragma unroll
+    for (int q = 0; q < 4; ++q) {
+      const int e = tid + 256 * q, r = e / kTile, c = e % kTile;
+      const int64_t row = r0 + r;
+      const bool in_rows = row < n1;
+      next_dy[q] = (in_rows && o0 + c < OG) ? dyg[row * OG + o0 + c] : T(0);
+      next_x[q] = (in_rows && i0 + c < IN) ? x[row * IN + i0 + c] : T(0);
+    }
+  };
+  T acc00 = 0, acc01 = 0, acc10 = 0, acc11 = 0, bsum = 0;
+  if (n0 < n1) fetch(n0);
+  for (int64_t r0 = n0; r0 < n1; r0 += kTile) {
+#pragma unroll
+    for (int q = 0; q < 4; ++q) {
+      const int e = tid + 256 * q;
+      dys[e / kTile][e % kTile] = next_dy[q];
+      xs[e / kTile][e % kTile] = next_x[q];
+    }
+    __syncthreads();
+    if (r0 + kTile < n1) fetch(r0 + kTile);
+#pragma unroll 8
+    for (int r = 0; r < kTile; ++r) {
+      const T d0 = dys[r][ty], d1 = dys[r][ty + 16], a0 = xs[r][tx], a1 = xs[r][tx + 16];
+      acc00 += d0 * a0;
+      acc01 += d0 * a1;
+      acc10 += d1 * a0;
+      acc11 += d1 * a1;
+    }
+    if (with_bias && tid < kTile) {
+#pragma unroll 8
+      for (int r = 0; r < kTile; ++r) bsum += dys[r][tid];
+    }
+    __syncthreads();
+  }
+
+  const int64_t tile_id = static_cast<int64_t>(g) * tiles + tile;
+  if (slices == 1) {
+    const int oa = o0 + ty, ob = o0 + ty + 16, ia = i0 + tx, ib = i0 + tx + 16;
+    if (oa < OG && ia < IN) dw[static_cast<int64_t>(oa) * IN + ia] += acc00;
+    if (oa < OG && ib < IN) dw[static_cast<int64_t>(oa) * IN + ib] += acc01;
+    if (ob < OG && ia < IN) dw[static_cast<int64_t>(ob) * IN + ia] += acc10;
+    if (ob < OG && ib < IN) dw[static_cast<int64_t>(ob) * IN + ib] += acc11;
+    if (with_bias && tid < kTile && o0 + tid < OG) db[o0 + tid] += bsum;
+    return;
+  }
+  T* pw = partial_w + (tile_id * slices + slice) * (kTile * kTile);
+  pw[ty * kTile + tx] = acc00;
+  pw[ty * kTile + tx + 16] = acc01;
+  pw[(ty + 16) * kTile + tx] = acc10;
+  pw[(ty + 16) * kTile + tx + 16] = acc11;
+  const int64_t bias_tile = static_cast<int64_t>(g) * out_tiles + ot;
+  if (with_bias && tid < kTile) partial_b[(bias_tile * slices + slice) * kTile + tid] = bsum;
+  if (!last_block_arrives(counters + tile_id, slices)) return;
+
+  // Finishing block: thread tid adds outputs 4 tid .. 4 tid + 3 of the tile (row tid / 8).
+  const T* base = partial_w + tile_id * slices * (kTile * kTile) + 4 * tid;
+  T sum[4] = {0, 0, 0, 0};
+  for (int s0 = 0; s0 < slices; s0 += 8) {
+    T v[8][4];
+#pragma unroll
+    for (int u = 0; u < 8; ++u) {
+#pragma unroll
+      for (int q = 0; q < 4; ++q) {
+        v[u][q] = s0 + u < slices
+                      ? __ldcg(base + static_cast<int64_t>(s0 + u) * (kTile * kTile) + q)
+                      : T(0);
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < 8; ++u) {
+#pragma unroll
+      for (int q = 0; q < 4; ++q) sum[q] += v[u][q];
+    }
+  }
+  const int o = o0 + tid / 8;
+#pragma unroll
+  for (int q = 0; q < 4; ++q) {
+    const int i = i0 + (tid % 8) * 4 + q;
+    if (o < OG && i < IN) dw[static_cast<int64_t>(o) * IN + i] += sum[q];
+  }
+  if (with_bias && tid < kTile) {
+    const T* pb = partial_b + bias_tile * slices * kTile + tid;
+    T b = 0;
+    for (int s0 = 0; s0 < slices; s0 += 8) {
+      T v[8];
+#pragma unroll
+      for (int u = 0; u < 8; ++u) {
+        v[u] = s0 + u < slices ? __ldcg(pb + static_cast<int64_t>(s0 + u) * kTile) : T(0);
+      }
+#pragma unroll
+      for (int u = 0; u < 8; ++u) b += v[u];
+    }
+    if (o0 + tid < OG) db[o0 + tid] += b;
+  }
+}
+
+void check_int_range(const char* op, int64_t rows, int64_t in, int64_t out) {
+  LAPIS_CHECK(in <= INT_MAX && out <= INT_MAX && rows <= INT_MAX, op,
+              "sizes exceed the fused kernel's int range: N ", rows, ", IN ", in, ", OUT ", out);
+}
+
+}  // namespace
+
+void linear_forward_fused(Tensor& out, const Tensor& x, const Tensor& weight, const Tensor& bias,
+                          const Tensor& residual, bool relu, int64_t groups) {
+  const int64_t N = x.size(0), IN = x.size(1), OUT = weight.size(0);
+  if (N == 0 || OUT == 0) return;
+  check_int_range("linear_forward", N, IN, OUT);
+  LAPIS_DISPATCH_FLOAT(x.dtype(), "linear_forward", [&] {
+    launch_small_gemm<scalar_t, false>(
+        out.data<scalar_t>(), x.data<scalar_t>(), weight.data<scalar_t>(),
+        bias.defined() ? bias.data<scalar_t>() : nullptr, nullptr,
+        residual.defined() ? residual.data<scalar_t>() : nullptr, N, IN, OUT,
+        IN == 0 ? 1 : IN, OUT / groups, relu);
+  });
+}
+
+void input_grad_fused(Tensor& dL_dx, const Tensor& dL_dout, const Tensor& weight,
+                      const Tensor& relu_mask, bool accumulate, int64_t groups) {
+  const int64_t N = dL_dx.size(0), IN = dL_dx.size(1), OUT = weight.size(0);
+  if (N == 0 || IN == 0) return;
+  check_int_range("linear_backward", N, IN, OUT);
+  LAPIS_DISPATCH_FLOAT(dL_dx.dtype(), "linear_backward", [&] {
+    scalar_t* dx = dL_dx.data<scalar_t>();
+    launch_small_gemm<scalar_t, true>(
+        dx, OUT == 0 ? nullptr : dL_dout.data<scalar_t>(), OUT == 0 ? nullptr : weight.data<scalar_t>(),
+        nullptr, relu_mask.defined() ? relu_mask.data<scalar_t>() : nullptr,
+        accumulate ? dx : nullptr, N, OUT, IN, OUT == 0 ? 1 : OUT / groups, IN, false);
+  });
+}
+
+void weight_grad_fused(Tensor& dL_dweight, Tensor& dL_dbias, const Tensor& dL_dout,
+                       const Tensor& x, int64_t groups) {
+  const int64_t N = x.size(0), IN = x.size(1), OUT = dL_dweight.size(0);
+  const int64_t OG = OUT / groups;
+  if (N == 0 || OG == 0) return;  // adding zero
+  check_int_range("linear_backward", N, IN, OUT);
+  const int64_t out_tiles = (OG + kTile - 1) / kTile;
+  const int64_t in_tiles = IN == 0 ? 1 : (IN + kTile - 1) / kTile;
+  const int64_t tiles = out_tiles * in_tiles;
+  // At most 32 slices of at least 64 rows (a multiple of the 32-row chunk): enough blocks to
+  // fill the GPU for C = 64 at ZINC sizes, and at most 4 steps of 8 loads to finish a tile.
+  int64_t slice_rows = (N + 31) / 32;
+  slice_rows = (slice_rows + kTile - 1) / kTile * kTile;
+  if (slice_rows < 64) slice_rows = 64;
+  const int64_t slices = (N + slice_rows - 1) / slice_rows;
+  LAPIS_CHECK(groups <= 65535 && tiles <= INT_MAX, "linear_backward",
+              "too many groups or tiles for the fused kernel: groups ", groups, ", tiles ", tiles);
+  const dim3 block(16, 16);
+  const dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>(slices),
+                  static_cast<unsigned>(groups));
+  LAPIS_DISPATCH_FLOAT(x.dtype(), "linear_backward", [&] {
+    Tensor partial_w, partial_b;  // caching-allocator scratch; freed stream-ordered
+    scalar_t* pw = nullptr;
+    scalar_t* pb = nullptr;
+    unsigned int* counters = nullptr;
+    if (slices > 1) {
+      partial_w = Tensor::empty({groups * tiles * slices * kTile * kTile}, x.dtype(), x.device());
+      pw = partial_w.data<scalar_t>();
+      if (dL_dbias.defined()) {
+        partial_b = Tensor::empty({groups * out_tiles * slices * kTile}, x.dtype(), x.device());
+        pb = partial_b.data<scalar_t>();
+      }
+      counters = reduction_counters(groups * tiles);
+    }
+    weight_grad_kernel<scalar_t><<<grid, block, 0, stream()>>>(
+        dL_dweight.data<scalar_t>(), dL_dbias.defined() ? dL_dbias.data<scalar_t>() : nullptr, pw,
+        pb, counters, dL_dout.data<scalar_t>(), x.data<scalar_t>(), N, static_cast<int>(OG),
+        static_cast<int>(IN), static_cast<int>(in_tiles), slice_rows);
+  });
+  LAPIS_CUDA_CHECK(cudaGetLastError());
+}
+
+}  // namespace cuda
+}  // namespace lapis
