@@ -258,28 +258,40 @@ int run(int argc, char** argv) {
   std::printf("copy ceiling (%lld MiB, %s): %.1f GB/s (read + write)\n\n",
               static_cast<long long>(copy_mib), gpu ? "device to device" : "host", copy_gbs);
 
+  // Rows are printed as each case finishes (a long case or a time limit keeps the earlier rows).
+  std::printf("| graph | path | shape | time (ms) | GB/s (minimal bytes) | %% of copy |\n");
+  std::printf("|---|---|---|---:|---:|---:|\n");
+  std::fflush(stdout);
   std::vector<Row> rows;
+  size_t printed = 0;
+  auto print_new_rows = [&] {
+    for (; printed < rows.size(); ++printed) {
+      const Row& r = rows[printed];
+      const double gbs = r.bytes / (r.ms * 1e-3) / 1e9;
+      std::printf("| %s | %s | %s | %.4f | %.1f | %.1f |\n", r.graph.c_str(), r.path.c_str(),
+                  r.shape.c_str(), r.ms, gbs, 100.0 * gbs / copy_gbs);
+    }
+    std::fflush(stdout);
+  };
   int64_t zn = 0;
   const CsrGraphView zinc = zinc_like(zinc_graphs, dev, zn);
   bench_case(rows, "zinc-like", zinc, 8, 8, dev, warmup, repeats);
+  print_new_rows();
   if (nodes > 0) {
     std::fprintf(stderr, "building the large graph (%lld nodes, %lld edges)...\n",
                  static_cast<long long>(nodes), static_cast<long long>(edges));
     const CsrGraphView big = random_large(nodes, edges, dev);
-    for (int64_t d : {8, 16}) bench_case(rows, "large random", big, 8, d, dev, warmup, repeats);
+    for (int64_t d : {8, 16}) {
+      bench_case(rows, "large random", big, 8, d, dev, warmup, repeats);
+      print_new_rows();
+    }
     int64_t max_in = 0;
     const CsrGraphView skewed = power_law_large(nodes, edges, dev, max_in);
     std::fprintf(stderr, "power-law graph: largest in-degree %lld\n",
                  static_cast<long long>(max_in));
     bench_case(rows, "large power-law (max in-degree " + std::to_string(max_in) + ")", skewed, 8,
                8, dev, warmup, repeats);
-  }
-  std::printf("| graph | path | shape | time (ms) | GB/s (minimal bytes) | %% of copy |\n");
-  std::printf("|---|---|---|---:|---:|---:|\n");
-  for (const Row& r : rows) {
-    const double gbs = r.bytes / (r.ms * 1e-3) / 1e9;
-    std::printf("| %s | %s | %s | %.4f | %.1f | %.1f |\n", r.graph.c_str(), r.path.c_str(),
-                r.shape.c_str(), r.ms, gbs, 100.0 * gbs / copy_gbs);
+    print_new_rows();
   }
   return 0;
 }

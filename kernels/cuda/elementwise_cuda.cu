@@ -95,10 +95,7 @@ __global__ void bias_add_backward_kernel(scalar_t* __restrict__ out, scalar_t* _
   if (!last_block_arrives(counters + blockIdx.x, gridDim.y)) return;
   // Last block of the tile: slices s = threadIdx.y + 8k in order per thread, then the 8 thread
   // sums in order. __ldcg reads from L2, where the other blocks' stores went.
-  sum = 0;
-  if (active) {
-    for (int64_t s = threadIdx.y; s < gridDim.y; s += kColY) sum += __ldcg(partial + s * C + c);
-  }
+  sum = active ? ordered_partial_sum(partial + c, threadIdx.y, kColY, gridDim.y, C) : scalar_t(0);
   sum = sum_over_block_rows(tile, sum);
   if (threadIdx.y == 0 && active) out[c] += sum;
 }

@@ -223,19 +223,9 @@ __global__ void __launch_bounds__(256)
     const int i = i0 + (tid % 8) * 4 + q;
     if (o < OG && i < IN) dw[static_cast<int64_t>(o) * IN + i] += sum[q];
   }
-  if (with_bias && tid < kTile) {
-    const T* pb = partial_b + bias_tile * slices * kTile + tid;
-    T b = 0;
-    for (int s0 = 0; s0 < slices; s0 += 8) {
-      T v[8];
-#pragma unroll
-      for (int u = 0; u < 8; ++u) {
-        v[u] = s0 + u < slices ? __ldcg(pb + static_cast<int64_t>(s0 + u) * kTile) : T(0);
-      }
-#pragma unroll
-      for (int u = 0; u < 8; ++u) b += v[u];
-    }
-    if (o0 + tid < OG) db[o0 + tid] += b;
+  if (with_bias && tid < kTile && o0 + tid < OG) {
+    db[o0 + tid] += ordered_partial_sum(partial_b + bias_tile * slices * kTile + tid, 0, 1,
+                                        slices, kTile);
   }
 }
 

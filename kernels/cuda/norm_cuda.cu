@@ -2,6 +2,11 @@
 
 #include <algorithm>
 
+#include <cooperative_groups.h>
+#include <atomic>
+#include <map>
+#include <mutex>
+
 #include "core/cuda/cuda_check.h"
 #include "kernels/cuda/device_utils.cuh"
 #include "kernels/cuda/elementwise_cuda.h"  // reduction_counters
@@ -186,14 +191,8 @@ __global__ void column_grad_kernel(T* __restrict__ pa, T* __restrict__ pb,
   // Last block of the tile: add the S partials of each channel, slices s = threadIdx.y + 8k in
   // order per thread, then the 8 thread sums in order. __ldcg reads them from L2, where the
   // other blocks' stores went.
-  a = T(0);
-  b = T(0);
-  if (active) {
-    for (int64_t s = threadIdx.y; s < gridDim.y; s += kRows) {
-      a += __ldcg(pa + s * c_count + c);
-      b += __ldcg(pb + s * c_count + c);
-    }
-  }
+  a = active ? ordered_partial_sum(pa + c, threadIdx.y, kRows, gridDim.y, c_count) : T(0);
+  b = active ? ordered_partial_sum(pb + c, threadIdx.y, kRows, gridDim.y, c_count) : T(0);
   a = sum_over_block_rows(ta, a);
   b = sum_over_block_rows(tb, b);
   if (threadIdx.y == 0 && active) finish(c, a, b);
@@ -242,26 +241,15 @@ struct MeanM2 {
   }
 };
 
-// One launch for the batch statistics of x [N, C]: each block takes a slice of rows in chunks of
-// up to kChunkRows rows, computes each chunk's mean and M2 in two passes (the second pass reads
-// the chunk again from L1/L2) and merges the chunks; the slice's (mean, M2) go to pmean/pm2
-// [S, C]. The last block of each column tile merges the S slices (per thread: slices
-// threadIdx.y + 8k in order; then the 8 threads in order) and writes mean and rstd [C]
-// (biased variance, as the CPU reference) and the running statistics (unbiased variance).
+// Batch statistics of x [N, C], shared by the two forward variants below. Each block takes a
+// slice of rows [r0, r1) in chunks of up to kChunkRows rows, computes each chunk's mean and M2 in
+// two passes (the second pass reads the chunk again from L1/L2) and merges the chunks. The
+// result is meaningful where threadIdx.y == 0. Every thread of the block must call it.
 template <typename T>
-__global__ void batchnorm_stats_kernel(T* __restrict__ mean_out, T* __restrict__ rstd_out,
-                                       T* __restrict__ running_mean, T* __restrict__ running_var,
-                                       T* __restrict__ pmean, T* __restrict__ pm2,
-                                       unsigned int* __restrict__ counters,
-                                       const T* __restrict__ x, int64_t n, int64_t c_count,
-                                       int64_t slice_rows, T momentum, T eps) {
-  __shared__ T tile[kRows][kTile + 1];
-  __shared__ T chunk_mean[kTile];
-  const int64_t c = static_cast<int64_t>(blockIdx.x) * kTile + threadIdx.x;
-  const bool active = c < c_count;
-  const int64_t r0 = static_cast<int64_t>(blockIdx.y) * slice_rows;
-  const int64_t r1 = r0 + slice_rows < n ? r0 + slice_rows : n;
-  MeanM2<T> slice;  // meaningful where threadIdx.y == 0
+__device__ MeanM2<T> slice_mean_m2(const T* __restrict__ x, int64_t c_count, int64_t c,
+                                   bool active, int64_t r0, int64_t r1,
+                                   T (&tile)[kRows][kTile + 1], T (&chunk_mean)[kTile]) {
+  MeanM2<T> slice;
   for (int64_t q0 = r0; q0 < r1; q0 += kChunkRows) {  // same trip count in the whole block
     const int64_t q1 = q0 + kChunkRows < r1 ? q0 + kChunkRows : r1;
     T s = T(0);
@@ -286,7 +274,84 @@ __global__ void batchnorm_stats_kernel(T* __restrict__ mean_out, T* __restrict__
     sq = sum_over_block_rows(tile, sq);
     if (threadIdx.y == 0) slice.merge(q1 - q0, m, sq);
   }
+  return slice;
+}
 
+// Merges the S slice statistics pmean/pm2 [S, C] of channel c (slice s covers rows
+// [s * slice_rows, min(N, (s + 1) * slice_rows))): per thread slices threadIdx.y + 8k in order,
+// 4 slices' loads in flight at a time, then the 8 threads in order. The result is meaningful
+// where threadIdx.y == 0; every thread of the block must call it. The order depends only on
+// (N, C): every block that merges gets the same bits.
+template <typename T>
+__device__ MeanM2<T> merge_slices(const T* pmean, const T* pm2, int64_t slices, int64_t n,
+                                  int64_t c_count, int64_t c, bool active, int64_t slice_rows) {
+  __shared__ T part_mean[kRows][kTile + 1];
+  __shared__ T part_m2[kRows][kTile + 1];
+  __shared__ int64_t part_n[kRows][kTile + 1];
+  MeanM2<T> part;
+  if (active) {
+    constexpr int kBatch = 4;
+    for (int64_t s0 = threadIdx.y; s0 < slices; s0 += kRows * kBatch) {
+      T m[kBatch], q[kBatch];
+#pragma unroll
+      for (int u = 0; u < kBatch; ++u) {
+        const int64_t s = s0 + u * kRows;
+        m[u] = s < slices ? __ldcg(pmean + s * c_count + c) : T(0);
+        q[u] = s < slices ? __ldcg(pm2 + s * c_count + c) : T(0);
+      }
+#pragma unroll
+      for (int u = 0; u < kBatch; ++u) {
+        const int64_t s = s0 + u * kRows;
+        if (s >= slices) break;
+        const int64_t first = s * slice_rows;
+        const int64_t rows = first + slice_rows < n ? slice_rows : n - first;
+        part.merge(rows, m[u], q[u]);
+      }
+    }
+  }
+  __syncthreads();  // an earlier call may still be reading the shared arrays
+  part_mean[threadIdx.y][threadIdx.x] = part.mean;
+  part_m2[threadIdx.y][threadIdx.x] = part.m2;
+  part_n[threadIdx.y][threadIdx.x] = part.n;
+  __syncthreads();
+  MeanM2<T> total;
+  if (threadIdx.y == 0) {
+    for (int k = 0; k < kRows; ++k) {
+      total.merge(part_n[k][threadIdx.x], part_mean[k][threadIdx.x], part_m2[k][threadIdx.x]);
+    }
+  }
+  return total;
+}
+
+// mean and rstd [C] (biased variance, as the CPU reference) and the running statistics
+// (unbiased variance) of channel c from its totals.
+template <typename T>
+__device__ void store_batch_stats(const MeanM2<T>& total, int64_t n, int64_t c, T* mean_out,
+                                  T* rstd_out, T* running_mean, T* running_var, T momentum,
+                                  T eps) {
+  mean_out[c] = total.mean;
+  rstd_out[c] = T(1) / sqrt(total.m2 / static_cast<T>(n) + eps);
+  running_mean[c] = (T(1) - momentum) * running_mean[c] + momentum * total.mean;
+  running_var[c] =
+      (T(1) - momentum) * running_var[c] + momentum * (total.m2 / static_cast<T>(n - 1));
+}
+
+// One launch for the batch statistics: the slices' (mean, M2) go to pmean/pm2 [S, C] and the
+// last block of each column tile merges them and stores mean, rstd and the running statistics.
+template <typename T>
+__global__ void batchnorm_stats_kernel(T* __restrict__ mean_out, T* __restrict__ rstd_out,
+                                       T* __restrict__ running_mean, T* __restrict__ running_var,
+                                       T* __restrict__ pmean, T* __restrict__ pm2,
+                                       unsigned int* __restrict__ counters,
+                                       const T* __restrict__ x, int64_t n, int64_t c_count,
+                                       int64_t slice_rows, T momentum, T eps) {
+  __shared__ T tile[kRows][kTile + 1];
+  __shared__ T chunk_mean[kTile];
+  const int64_t c = static_cast<int64_t>(blockIdx.x) * kTile + threadIdx.x;
+  const bool active = c < c_count;
+  const int64_t r0 = static_cast<int64_t>(blockIdx.y) * slice_rows;
+  const int64_t r1 = r0 + slice_rows < n ? r0 + slice_rows : n;
+  const MeanM2<T> slice = slice_mean_m2(x, c_count, c, active, r0, r1, tile, chunk_mean);
   MeanM2<T> total;
   if (gridDim.y == 1) {  // the block saw every row
     total = slice;
@@ -296,33 +361,57 @@ __global__ void batchnorm_stats_kernel(T* __restrict__ mean_out, T* __restrict__
       pm2[static_cast<int64_t>(blockIdx.y) * c_count + c] = slice.m2;
     }
     if (!last_block_arrives(counters + blockIdx.x, gridDim.y)) return;
-    __shared__ T part_mean[kRows][kTile + 1];
-    __shared__ T part_m2[kRows][kTile + 1];
-    __shared__ int64_t part_n[kRows][kTile + 1];
-    MeanM2<T> part;
-    if (active) {
-      for (int64_t s = threadIdx.y; s < gridDim.y; s += kRows) {
-        const int64_t first = s * slice_rows;
-        const int64_t rows = first + slice_rows < n ? slice_rows : n - first;
-        part.merge(rows, __ldcg(pmean + s * c_count + c), __ldcg(pm2 + s * c_count + c));
-      }
-    }
-    part_mean[threadIdx.y][threadIdx.x] = part.mean;
-    part_m2[threadIdx.y][threadIdx.x] = part.m2;
-    part_n[threadIdx.y][threadIdx.x] = part.n;
-    __syncthreads();
-    if (threadIdx.y == 0) {
-      for (int k = 0; k < kRows; ++k) {
-        total.merge(part_n[k][threadIdx.x], part_mean[k][threadIdx.x], part_m2[k][threadIdx.x]);
-      }
-    }
+    total = merge_slices(pmean, pm2, gridDim.y, n, c_count, c, active, slice_rows);
   }
   if (threadIdx.y != 0 || !active) return;
-  const T sq = total.m2;
-  mean_out[c] = total.mean;
-  rstd_out[c] = T(1) / sqrt(sq / static_cast<T>(n) + eps);
-  running_mean[c] = (T(1) - momentum) * running_mean[c] + momentum * total.mean;
-  running_var[c] = (T(1) - momentum) * running_var[c] + momentum * (sq / static_cast<T>(n - 1));
+  store_batch_stats(total, n, c, mean_out, rstd_out, running_mean, running_var, momentum, eps);
+}
+
+// The whole training forward in one cooperative launch (grid (ceil(C/32), S), block (32, 8), all
+// blocks resident): each block stores its slice's (mean, M2), the grid synchronises, every block
+// merges the S slices of its channels in the same order as batchnorm_stats_kernel (so mean and
+// rstd are the same bits), the blocks of slice 0 store the statistics, and each block normalises
+// its own rows with the same expression as batchnorm_normalize_kernel.
+template <typename T>
+__global__ void batchnorm_forward_coop_kernel(T* __restrict__ out, T* __restrict__ mean_out,
+                                              T* __restrict__ rstd_out,
+                                              T* __restrict__ running_mean,
+                                              T* __restrict__ running_var, T* __restrict__ pmean,
+                                              T* __restrict__ pm2, const T* __restrict__ x,
+                                              const T* __restrict__ w, const T* __restrict__ b,
+                                              int64_t n, int64_t c_count, int64_t slice_rows,
+                                              T momentum, T eps) {
+  __shared__ T tile[kRows][kTile + 1];
+  __shared__ T chunk_mean[kTile];
+  __shared__ T stat_mean[kTile], stat_rstd[kTile];
+  const int64_t c = static_cast<int64_t>(blockIdx.x) * kTile + threadIdx.x;
+  const bool active = c < c_count;
+  const int64_t r0 = static_cast<int64_t>(blockIdx.y) * slice_rows;
+  const int64_t r1 = r0 + slice_rows < n ? r0 + slice_rows : n;
+  const MeanM2<T> slice = slice_mean_m2(x, c_count, c, active, r0, r1, tile, chunk_mean);
+  if (threadIdx.y == 0 && active) {
+    pmean[static_cast<int64_t>(blockIdx.y) * c_count + c] = slice.mean;
+    pm2[static_cast<int64_t>(blockIdx.y) * c_count + c] = slice.m2;
+  }
+  cooperative_groups::this_grid().sync();
+  MeanM2<T> total = merge_slices(pmean, pm2, gridDim.y, n, c_count, c, active, slice_rows);
+  if (gridDim.y == 1) total = slice;  // as batchnorm_stats_kernel: no merge of one slice
+  if (threadIdx.y == 0) {
+    stat_mean[threadIdx.x] = total.mean;
+    stat_rstd[threadIdx.x] = T(1) / sqrt(total.m2 / static_cast<T>(n) + eps);
+    if (blockIdx.y == 0 && active) {
+      store_batch_stats(total, n, c, mean_out, rstd_out, running_mean, running_var, momentum,
+                        eps);
+    }
+  }
+  __syncthreads();
+  if (!active) return;
+  const T mean = stat_mean[threadIdx.x], rstd = stat_rstd[threadIdx.x];
+  const T wc = w[c], bc = b[c];
+  for (int64_t r = r0 + threadIdx.y; r < r1; r += kRows) {
+    const int64_t i = r * c_count + c;
+    out[i] = (x[i] - mean) * rstd * wc + bc;
+  }
 }
 
 // out = (x - mean) * rstd * w + b over x [N, C], grid elementwise_grid(N, C), block (32, 8).
@@ -354,6 +443,91 @@ __global__ void batchnorm_normalize_kernel(T* __restrict__ out, T* cache_mean, T
     const int64_t i = r * c_count + c;
     out[i] = (x[i] - mean) * rstd * wc + bc;
   }
+}
+
+// The whole training backward in one cooperative launch (grid (ceil(C/32), S), block (32, 8),
+// all blocks resident): the column sums of g and g * xhat as column_grad_kernel (same partition
+// and order, so the same bits), a grid-wide sync instead of the last-block election, every block
+// adding the S partials of its channels, the blocks of slice 0 adding dw and db, and each block
+// writing dx for its own rows with batchnorm_backward_input_kernel's expression.
+template <typename T>
+__global__ void batchnorm_backward_coop_kernel(T* __restrict__ dx, T* __restrict__ dw,
+                                               T* __restrict__ db, T* __restrict__ pa,
+                                               T* __restrict__ pb, const T* __restrict__ g,
+                                               const T* __restrict__ x, const T* __restrict__ w,
+                                               const T* __restrict__ mean,
+                                               const T* __restrict__ rstd, int64_t n,
+                                               int64_t c_count, int64_t slice_rows) {
+  __shared__ T ta[kRows][kTile + 1];
+  __shared__ T tb[kRows][kTile + 1];
+  __shared__ T total_g[kTile], total_gx[kTile];
+  const int64_t c = static_cast<int64_t>(blockIdx.x) * kTile + threadIdx.x;
+  const bool active = c < c_count;
+  const int64_t r0 = static_cast<int64_t>(blockIdx.y) * slice_rows;
+  const int64_t r1 = r0 + slice_rows < n ? r0 + slice_rows : n;
+  const ColumnGradStats<T> f{g, x, mean, rstd, w, nullptr, c_count};
+  T a = T(0), b = T(0);
+  if (active) {
+#pragma unroll 4
+    for (int64_t r = r0 + threadIdx.y; r < r1; r += kRows) {
+      T ea, eb;
+      f(r, c, ea, eb);
+      a += ea;
+      b += eb;
+    }
+  }
+  a = sum_over_block_rows(ta, a);
+  b = sum_over_block_rows(tb, b);
+  if (threadIdx.y == 0 && active) {
+    pa[static_cast<int64_t>(blockIdx.y) * c_count + c] = a;
+    pb[static_cast<int64_t>(blockIdx.y) * c_count + c] = b;
+  }
+  cooperative_groups::this_grid().sync();
+  if (gridDim.y > 1) {
+    a = active ? ordered_partial_sum(pa + c, threadIdx.y, kRows, gridDim.y, c_count) : T(0);
+    b = active ? ordered_partial_sum(pb + c, threadIdx.y, kRows, gridDim.y, c_count) : T(0);
+    a = sum_over_block_rows(ta, a);
+    b = sum_over_block_rows(tb, b);
+  }
+  if (threadIdx.y == 0) {
+    total_g[threadIdx.x] = a;
+    total_gx[threadIdx.x] = b;
+    if (blockIdx.y == 0 && active) {
+      dw[c] += b;
+      if (db != nullptr) db[c] += a;
+    }
+  }
+  __syncthreads();
+  if (!active) return;
+  const T inv_n = T(1) / static_cast<T>(n);
+  const T mc = mean[c], rc = rstd[c], wc = w[c], sg = total_g[threadIdx.x],
+          sgx = total_gx[threadIdx.x];
+  for (int64_t r = r0 + threadIdx.y; r < r1; r += kRows) {
+    const int64_t i = r * c_count + c;
+    const T xhat = (x[i] - mc) * rc;
+    dx[i] = rc * wc * (g[i] - sg * inv_n - xhat * sgx * inv_n);
+  }
+}
+
+// Whether `blocks` blocks of 256 threads of `kernel` can all be resident at once, which a
+// cooperative launch (grid-wide sync) needs. Occupancy is queried once per kernel.
+std::atomic<bool> g_single_launch{true};
+
+bool cooperative_fits(const void* kernel, int64_t blocks) {
+  if (!g_single_launch.load()) return false;
+  static std::mutex mutex;
+  static std::map<const void*, int64_t> capacity;
+  std::lock_guard<std::mutex> lock(mutex);
+  auto it = capacity.find(kernel);
+  if (it == capacity.end()) {
+    int device = 0, sms = 0, coop = 0, per_sm = 0;
+    LAPIS_CUDA_CHECK(cudaGetDevice(&device));
+    LAPIS_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+    LAPIS_CUDA_CHECK(cudaDeviceGetAttribute(&coop, cudaDevAttrCooperativeLaunch, device));
+    LAPIS_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kTile * kRows, 0));
+    it = capacity.emplace(kernel, coop ? static_cast<int64_t>(per_sm) * sms : 0).first;
+  }
+  return blocks <= it->second;
 }
 
 // Training: dx = rstd * w * (g - sum(g) / N - xhat * sum(g * xhat) / N) over [N, C], grid
@@ -479,7 +653,10 @@ __global__ void rmsnorm_backward_kernel(T* __restrict__ dx, const T* __restrict_
 
 }  // namespace
 
-// Launches: 2 (statistics with the last-block finish, then the normalisation); was 5.
+void set_batchnorm_single_launch(bool allow) { g_single_launch.store(allow); }
+
+// Launches: 1 where the grid fits on the GPU at once (a cooperative kernel: statistics, grid
+// sync, normalisation), else 2 (statistics with the last-block finish, then the normalisation).
 void batchnorm_forward_train(Tensor& out, BatchNormCache& cache, Tensor& running_mean,
                              Tensor& running_var, const Tensor& x, const Tensor& weight,
                              const Tensor& bias, double momentum, double eps) {
@@ -489,6 +666,28 @@ void batchnorm_forward_train(Tensor& out, BatchNormCache& cache, Tensor& running
     using T = scalar_t;
     const RowSlices slices = row_slices(n, c);
     const int64_t tiles = column_tiles(c);
+    const dim3 grid(grid_x(c), static_cast<unsigned>(slices.count));
+    const auto coop = batchnorm_forward_coop_kernel<T>;
+    if (cooperative_fits(reinterpret_cast<const void*>(coop), tiles * slices.count)) {
+      Tensor partials = Tensor::empty({2, slices.count, c}, x.dtype(), x.device());
+      T* out_p = out.data<T>();
+      T* mean_p = cache.mean.data<T>();
+      T* rstd_p = cache.rstd.data<T>();
+      T* rm_p = running_mean.data<T>();
+      T* rv_p = running_var.data<T>();
+      T* pmean_p = partials.data<T>();
+      T* pm2_p = pmean_p + slices.count * c;
+      const T* x_p = x.data<T>();
+      const T* w_p = weight.data<T>();
+      const T* b_p = bias.data<T>();
+      int64_t n_a = n, c_a = c, rows_a = slices.rows;
+      T momentum_a = static_cast<T>(momentum), eps_a = static_cast<T>(eps);
+      void* args[] = {&out_p, &mean_p, &rstd_p, &rm_p,  &rv_p,    &pmean_p,    &pm2_p, &x_p,
+                      &w_p,   &b_p,    &n_a,    &c_a,   &rows_a,  &momentum_a, &eps_a};
+      LAPIS_CUDA_CHECK(cudaLaunchCooperativeKernel(reinterpret_cast<const void*>(coop), grid,
+                                                   kColumnBlock, args, 0, stream()));
+      return;
+    }
     Tensor pmean, pm2;  // [S, C] slice statistics, only with S > 1
     T* pmean_ptr = nullptr;
     T* pm2_ptr = nullptr;
@@ -500,7 +699,6 @@ void batchnorm_forward_train(Tensor& out, BatchNormCache& cache, Tensor& running
       pm2_ptr = pm2.data<T>();
       counters = reduction_counters(tiles);
     }
-    const dim3 grid(grid_x(c), static_cast<unsigned>(slices.count));
     batchnorm_stats_kernel<T><<<grid, kColumnBlock, 0, stream()>>>(
         cache.mean.data<T>(), cache.rstd.data<T>(), running_mean.data<T>(),
         running_var.data<T>(), pmean_ptr, pm2_ptr, counters, x.data<T>(), n, c, slices.rows,
@@ -530,8 +728,9 @@ void batchnorm_forward_eval(Tensor& out, BatchNormCache& cache, const Tensor& x,
   });
 }
 
-// Launches: training 2 (column sums with dw/db finish, then dL_dx), eval 1 (dL_dx is written
-// during the column sums); was 3.
+// Launches: training 1 where the grid fits on the GPU at once (a cooperative kernel: column
+// sums, grid sync, dw/db and dL_dx), else 2 (column sums with the dw/db finish, then dL_dx);
+// eval 1 (dL_dx is written during the column sums).
 void batchnorm_backward(Tensor& dL_dx, Tensor& dL_dweight, Tensor& dL_dbias,
                         const Tensor& dL_dout, const Tensor& x, const Tensor& weight,
                         const BatchNormCache& cache) {
@@ -545,6 +744,28 @@ void batchnorm_backward(Tensor& dL_dx, Tensor& dL_dweight, Tensor& dL_dbias,
     if (!cache.training) {
       column_grad<T>(n, c, x, stats, GradFinish<T>{dL_dweight.data<T>(), dL_dbias.data<T>(),
                                                    nullptr, nullptr});
+      return;
+    }
+    const RowSlices slices = row_slices(n, c);
+    const auto coop = batchnorm_backward_coop_kernel<T>;
+    if (cooperative_fits(reinterpret_cast<const void*>(coop), column_tiles(c) * slices.count)) {
+      Tensor partials = Tensor::empty({2, slices.count, c}, x.dtype(), x.device());
+      T* dx_p = dL_dx.data<T>();
+      T* dw_p = dL_dweight.data<T>();
+      T* db_p = dL_dbias.defined() ? dL_dbias.data<T>() : nullptr;
+      T* pa_p = partials.data<T>();
+      T* pb_p = pa_p + slices.count * c;
+      const T* g_p = dL_dout.data<T>();
+      const T* x_p = x.data<T>();
+      const T* w_p = weight.data<T>();
+      const T* mean_p = cache.mean.data<T>();
+      const T* rstd_p = cache.rstd.data<T>();
+      int64_t n_a = n, c_a = c, rows_a = slices.rows;
+      void* args[] = {&dx_p, &dw_p,   &db_p,   &pa_p, &pb_p, &g_p,   &x_p,
+                      &w_p,  &mean_p, &rstd_p, &n_a,  &c_a,  &rows_a};
+      const dim3 grid(grid_x(c), static_cast<unsigned>(slices.count));
+      LAPIS_CUDA_CHECK(cudaLaunchCooperativeKernel(reinterpret_cast<const void*>(coop), grid,
+                                                   kColumnBlock, args, 0, stream()));
       return;
     }
     Tensor sums = Tensor::empty({2, c}, x.dtype(), x.device());  // sum g, sum g * xhat

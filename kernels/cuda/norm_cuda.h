@@ -2,8 +2,10 @@
 // Column reductions (BatchNorm statistics, parameter gradients) split the rows into slices and
 // finish in the last block of each 32-channel tile to arrive, in one launch and in a fixed order
 // (deterministic); LayerNorm and RMSNorm use one warp per row. Launches per call: BatchNorm
-// forward 2 (training) / 1 (eval), backward 2 (training) / 1 (eval); LayerNorm and RMSNorm
-// forward 1, backward 2.
+// training forward and backward 1 each where the grid fits on the GPU at once (a cooperative
+// kernel with a grid-wide sync between the statistics and the element-wise pass; same
+// partition and summation order, so the same statistics bits), else 2; eval 1; LayerNorm and
+// RMSNorm forward 1, backward 2.
 #pragma once
 
 #include "core/tensor.h"
@@ -21,6 +23,10 @@ void batchnorm_forward_eval(Tensor& out, BatchNormCache& cache, const Tensor& x,
 void batchnorm_backward(Tensor& dL_dx, Tensor& dL_dweight, Tensor& dL_dbias,
                         const Tensor& dL_dout, const Tensor& x, const Tensor& weight,
                         const BatchNormCache& cache);
+
+// Allows (default) or forbids the single-launch cooperative BatchNorm kernels; forbidding them
+// runs the two-launch path everywhere (tests compare the two).
+void set_batchnorm_single_launch(bool allow);
 
 void layernorm_forward(Tensor& out, LayerNormCache& cache, const Tensor& x, const Tensor& weight,
                        const Tensor& bias, double eps);

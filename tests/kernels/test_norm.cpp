@@ -6,7 +6,9 @@
 #include <utility>
 #include <vector>
 
+#include "core/cuda_api.h"
 #include "core/tensor.h"
+#include "kernels/cuda/norm_cuda.h"
 #include "kernels/norm.h"
 #include "tests/common/test_util.h"
 
@@ -386,6 +388,40 @@ TEST(BatchNormCuda, MatchesCpu) {
           EXPECT_TRUE(testing::bitwise_equal(dwd2, dwd));
           EXPECT_TRUE(testing::bitwise_equal(dxd2, dxd));
         }
+      }
+    }
+  }
+}
+
+// The single-launch (cooperative) BatchNorm kernels and the two-launch path partition and add in
+// the same order: identical statistics and parameter gradients, outputs and dx to rounding.
+TEST(BatchNormCuda, SingleLaunchMatchesTwoLaunchPath) {
+  LAPIS_REQUIRE_CUDA_OR_SKIP();
+  for (Dtype dt : {Dtype::F32, Dtype::F64}) {
+    for (int64_t n : {int64_t(2), int64_t(63), int64_t(65), int64_t(3001), int64_t(6403),
+                      int64_t(300000)}) {
+      for (int64_t c : {int64_t(5), int64_t(64), int64_t(80)}) {
+        SCOPED_TRACE(::testing::Message() << dtype_name(dt) << " n=" << n << " c=" << c);
+        DeviceParams d = to_cuda(random_device_params(n, c, dt, 7 * n + c));
+        BatchNormRun runs[2];
+        Tensor dx[2], dw[2], db[2];
+        for (int path = 0; path < 2; ++path) {
+          LAPIS_CUDA_CALL(cuda::set_batchnorm_single_launch, path == 0);
+          runs[path] = bn_train(d.x, d.w, d.b, d.rm, d.rv, 0.1, 1e-5);
+          dx[path] = Tensor::empty({n, c}, dt, Device::cuda());
+          dw[path] = Tensor::full({c}, 0.5, dt, Device::cuda());
+          db[path] = Tensor::full({c}, 0.5, dt, Device::cuda());
+          batchnorm_backward(dx[path], dw[path], db[path], d.G, d.x, d.w, runs[path].cache);
+        }
+        LAPIS_CUDA_CALL(cuda::set_batchnorm_single_launch, true);
+        EXPECT_TRUE(testing::bitwise_equal(runs[0].cache.mean, runs[1].cache.mean));
+        EXPECT_TRUE(testing::bitwise_equal(runs[0].cache.rstd, runs[1].cache.rstd));
+        EXPECT_TRUE(testing::bitwise_equal(runs[0].running_var, runs[1].running_var));
+        EXPECT_TRUE(testing::bitwise_equal(dw[0], dw[1]));
+        EXPECT_TRUE(testing::bitwise_equal(db[0], db[1]));
+        const double tol = dt == Dtype::F32 ? 1e-5 : 1e-13;
+        EXPECT_TRUE(testing::all_close(runs[0].out, runs[1].out, tol, tol));
+        EXPECT_TRUE(testing::all_close(dx[0], dx[1], tol, tol));
       }
     }
   }
