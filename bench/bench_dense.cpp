@@ -36,8 +36,17 @@ struct Timing {
   int repeats = 20;
 };
 
-// Median wall time of fn in milliseconds.
-double time_ms(const Timing& t, const std::function<void()>& fn) {
+// Median wall time of one call of fn in milliseconds (synchronised before and after), and the
+// per-call cost when 50 calls run back to back with one synchronisation at the end (what a
+// training step pays), split into the host's enqueue time and the total: a total close to the
+// host time means the op is bound by its host-side launch cost, not by the GPU.
+struct Measure {
+  double ms = 0;       // median, one synchronised call
+  double b2b_us = 0;   // per call, 50 calls back to back
+  double host_us = 0;  // per call, host time to enqueue them
+};
+
+Measure time_ms(const Timing& t, const std::function<void()>& fn) {
   for (int i = 0; i < t.warmup; ++i) fn();
   cuda_synchronize();
   std::vector<double> ms;
@@ -51,12 +60,23 @@ double time_ms(const Timing& t, const std::function<void()>& fn) {
             .count());
   }
   std::sort(ms.begin(), ms.end());
-  return ms[ms.size() / 2];
+  Measure m;
+  m.ms = ms[ms.size() / 2];
+  constexpr int kBackToBack = 50;
+  cuda_synchronize();
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < kBackToBack; ++i) fn();
+  const auto enqueued = std::chrono::steady_clock::now();
+  cuda_synchronize();
+  const auto done = std::chrono::steady_clock::now();
+  m.host_us = std::chrono::duration<double, std::micro>(enqueued - start).count() / kBackToBack;
+  m.b2b_us = std::chrono::duration<double, std::micro>(done - start).count() / kBackToBack;
+  return m;
 }
 
 struct Row {
   std::string op, shape;
-  double ms;
+  Measure time;
   double bytes;  // minimal bytes read + written
   double flops;  // 0 when the op is bandwidth-bound
 };
@@ -140,6 +160,40 @@ void bench_channels(std::vector<Row>& rows, const Timing& t, Device dev, int64_t
   }
 }
 
+// The linears of one graph-transformer layer at N rows and C channels (C = 64 in the ZINC
+// config): the FFN's C -> 2C with ReLU and 2C -> C with the residual, Q/K/V as one grouped
+// product, and their backwards (through the ReLU; Q/K/V accumulating onto the residual branch).
+void bench_gt_linears(std::vector<Row>& rows, const Timing& t, Device dev, int64_t n, int64_t c) {
+  Generator gen(5);
+  const double f = 4.0, nf = static_cast<double>(n), cf = static_cast<double>(c);
+  auto rnd = [&](Shape s, double sd) { return Tensor::randn(s, gen, Dtype::F32, dev, 0.0, sd); };
+  Tensor x = rnd({n, c}, 1.0), hidden = Tensor::empty({n, 2 * c}, Dtype::F32, dev);
+  Tensor out = Tensor::empty({n, c}, Dtype::F32, dev), qkv = Tensor::empty({3, n, c}, Dtype::F32, dev);
+  Tensor w1 = rnd({2 * c, c}, 0.1), b1 = rnd({2 * c}, 0.1), w2 = rnd({c, 2 * c}, 0.1);
+  Tensor b2 = rnd({c}, 0.1), wqkv = rnd({3 * c, c}, 0.1);
+  Tensor dw1 = Tensor::zeros({2 * c, c}, Dtype::F32, dev), db1 = Tensor::zeros({2 * c}, Dtype::F32, dev);
+  Tensor dw2 = Tensor::zeros({c, 2 * c}, Dtype::F32, dev), db2 = Tensor::zeros({c}, Dtype::F32, dev);
+  Tensor dwqkv = Tensor::zeros({3 * c, c}, Dtype::F32, dev), no_bias;
+  Tensor dy = rnd({n, c}, 1.0), dqkv = rnd({3, n, c}, 1.0), dx = Tensor::zeros({n, c}, Dtype::F32, dev);
+  Tensor dhidden = Tensor::empty({n, 2 * c}, Dtype::F32, dev);
+  const std::string s1 = shape_str(n, c) + " -> " + shape_str(n, 2 * c);
+  const std::string s2 = shape_str(n, 2 * c) + " -> " + shape_str(n, c);
+  const std::string s3 = shape_str(n, c) + " -> [3, " + std::to_string(n) + ", " + std::to_string(c) + "]";
+  const double fl1 = 2 * nf * cf * 2 * cf;
+  rows.push_back({"GT linear fwd + relu", s1, time_ms(t, [&] { linear_forward(hidden, x, w1, b1, Tensor(), true); }),
+                  f * (nf * cf + 2 * nf * cf), fl1});
+  rows.push_back({"GT linear fwd + residual", s2, time_ms(t, [&] { linear_forward(out, hidden, w2, b2, x); }),
+                  f * (2 * nf * cf + 2 * nf * cf), fl1});
+  rows.push_back({"GT Q/K/V fwd (grouped)", s3, time_ms(t, [&] { linear_forward(qkv, x, wqkv, Tensor()); }),
+                  f * 4 * nf * cf, 2 * nf * cf * 3 * cf});
+  rows.push_back({"GT linear bwd through relu", s2, time_ms(t, [&] {
+                    linear_backward(dhidden, dw2, db2, dy, hidden, w2, false, true);
+                  }), f * (nf * cf + 4 * nf * cf), 2 * fl1});
+  rows.push_back({"GT Q/K/V bwd (accumulate dx)", s3, time_ms(t, [&] {
+                    linear_backward(dx, dwqkv, no_bias, dqkv, x, wqkv, true);
+                  }), f * (3 * nf * cf + 3 * nf * cf), 4 * nf * cf * 3 * cf});
+}
+
 }  // namespace
 }  // namespace lapis
 
@@ -176,10 +230,10 @@ int main(int argc, char** argv) {
       Tensor dst = Tensor::empty({copy_elems}, Dtype::F32, dev);
       Timing ct = t;
       ct.repeats = std::min(t.repeats, 10);
-      const double ms = gpu ? time_ms(ct, [&] { dst.copy_from(src); })
+      const double ms = gpu ? time_ms(ct, [&] { dst.copy_from(src); }).ms
                             : time_ms(ct, [&] {
                                 std::memcpy(dst.raw_data(), src.raw_data(), src.nbytes());
-                              });
+                              }).ms;
       copy_gbs = 2.0 * static_cast<double>(src.nbytes()) / (ms * 1e-3) / 1e9;
     }
     // Matmul: 8192^3 F32 on CUDA (cuBLAS, TF32 off), 1024^3 on the CPU (Eigen).
@@ -193,12 +247,13 @@ int main(int argc, char** argv) {
       Timing mt = t;
       mt.repeats = std::min(t.repeats, 5);
       mt.warmup = 1;
-      const double ms = time_ms(mt, [&] { matmul(c, a, b); });
+      const double ms = time_ms(mt, [&] { matmul(c, a, b); }).ms;
       mm_tflops = 2.0 * std::pow(static_cast<double>(mm), 3) / (ms * 1e-3) / 1e12;
     }
 
     std::vector<Row> results;
     for (int64_t c : {64, 128}) bench_channels(results, t, dev, rows, c);
+    bench_gt_linears(results, t, dev, rows, 64);
 
     std::printf("## bench_dense: %s, N = %lld rows, median of %d runs\n\n",
                 gpu ? cuda_device_description(0).c_str() : "CPU (single thread reference)",
@@ -207,10 +262,10 @@ int main(int argc, char** argv) {
                 copy_gbs, gpu ? "device-to-device" : "memcpy",
                 static_cast<long long>(copy_elems * 4 / (1024 * 1024)),
                 static_cast<long long>(mm), mm_tflops);
-    std::printf("| op | shape | time ms | achieved | of ceiling |\n");
-    std::printf("|---|---|---:|---:|---:|\n");
+    std::printf("| op | shape | time ms | achieved | of ceiling | back-to-back us/call | host us/call |\n");
+    std::printf("|---|---|---:|---:|---:|---:|---:|\n");
     for (const Row& r : results) {
-      const double s = r.ms * 1e-3;
+      const double s = r.time.ms * 1e-3;
       char achieved[64], ratio[32];
       if (r.flops > 0) {
         const double tf = r.flops / s / 1e12;
@@ -222,8 +277,8 @@ int main(int argc, char** argv) {
         std::snprintf(achieved, sizeof(achieved), "%.1f GB/s", gbs);
         std::snprintf(ratio, sizeof(ratio), "%.0f%% copy", 100.0 * gbs / copy_gbs);
       }
-      std::printf("| %s | %s | %.3f | %s | %s |\n", r.op.c_str(), r.shape.c_str(), r.ms,
-                  achieved, ratio);
+      std::printf("| %s | %s | %.3f | %s | %s | %.1f | %.1f |\n", r.op.c_str(),
+                  r.shape.c_str(), r.time.ms, achieved, ratio, r.time.b2b_us, r.time.host_us);
     }
   } catch (const lapis::Error& e) {
     std::fprintf(stderr, "bench_dense: error: %s\n", e.what());

@@ -33,33 +33,65 @@ __global__ void __launch_bounds__(256)
                       int64_t N, int K, int M, int a_group_cols, int out_group_cols, bool relu) {
   __shared__ T as[kGemmRows][kChunk + 1];
   __shared__ T bs[kGemmCols][kChunk + 1];  // bs[c][k] = B[k0 + k][c0 + c]
+  constexpr int kALoads = kGemmRows * kChunk / 256, kBLoads = kGemmCols * kChunk / 256;
   const int tx = threadIdx.x, ty = threadIdx.y, tid = ty * 16 + tx;
   const int64_t r0 = static_cast<int64_t>(blockIdx.x) * kGemmRows;
   const int c0 = blockIdx.y * kGemmCols;
-  T acc[2][4] = {};
-  for (int k0 = 0; k0 < K; k0 += kChunk) {
-    for (int e = tid; e < kGemmRows * kChunk; e += 256) {
-      const int r = e / kChunk, k = e % kChunk, kk = k0 + k;
+  // A chunk never straddles a group when the group width is a multiple of the chunk (the usual
+  // case, C = 64): one division per chunk instead of one per element.
+  const bool chunk_in_one_group = a_group_cols % kChunk == 0;
+
+  // Each thread stages kALoads elements of the A chunk and kBLoads of the B chunk in registers;
+  // all of them are independent loads in flight at once, and the next chunk's are issued before
+  // the current chunk is multiplied.
+  T ra[kALoads], rb[kBLoads];
+  auto fetch = [&](int k0) {
+    const int g0 = chunk_in_one_group ? k0 / a_group_cols : 0;
+#pragma unroll
+    for (int q = 0; q < kALoads; ++q) {
+      const int e = tid + 256 * q, r = e / kChunk, kk = k0 + e % kChunk;
       const int64_t row = r0 + r;
       T v = T(0);
       if (row < N && kk < K) {
-        const int g = kk / a_group_cols;
+        const int g = chunk_in_one_group ? g0 : kk / a_group_cols;
         v = a[(static_cast<int64_t>(g) * N + row) * a_group_cols + (kk - g * a_group_cols)];
       }
-      as[r][k] = v;
+      ra[q] = v;
     }
-    for (int e = tid; e < kGemmCols * kChunk; e += 256) {
+#pragma unroll
+    for (int q = 0; q < kBLoads; ++q) {
       // Consecutive threads read consecutive addresses of w in both layouts.
+      const int e = tid + 256 * q;
       const int c = kTransW ? e % kGemmCols : e / kChunk;
-      const int k = kTransW ? e / kGemmCols : e % kChunk;
-      const int col = c0 + c, kk = k0 + k;
+      const int kk = k0 + (kTransW ? e / kGemmCols : e % kChunk);
+      const int col = c0 + c;
       T v = T(0);
       if (col < M && kk < K) {
         v = kTransW ? w[static_cast<int64_t>(kk) * M + col] : w[static_cast<int64_t>(col) * K + kk];
       }
-      bs[c][k] = v;
+      rb[q] = v;
+    }
+  };
+
+  T acc[2][4] = {};
+  if (K > 0) fetch(0);
+  for (int k0 = 0; k0 < K; k0 += kChunk) {
+#pragma unroll
+    for (int q = 0; q < kALoads; ++q) {
+      const int e = tid + 256 * q;
+      as[e / kChunk][e % kChunk] = ra[q];
+    }
+#pragma unroll
+    for (int q = 0; q < kBLoads; ++q) {
+      const int e = tid + 256 * q;
+      if (kTransW) {
+        bs[e % kGemmCols][e / kGemmCols] = rb[q];
+      } else {
+        bs[e / kChunk][e % kChunk] = rb[q];
+      }
     }
     __syncthreads();
+    if (k0 + kChunk < K) fetch(k0 + kChunk);
 #pragma unroll 8
     for (int k = 0; k < kChunk; ++k) {
       const T a0 = as[ty][k], a1 = as[ty + 16][k];
@@ -72,6 +104,31 @@ __global__ void __launch_bounds__(256)
     }
     __syncthreads();
   }
+  // Output group of each of the thread's columns (one division per column, none when the
+  // tile lies in one group).
+  const bool tile_in_one_group = out_group_cols % kGemmCols == 0;
+  int group_of[4];
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    group_of[j] = tile_in_one_group ? c0 / out_group_cols : (c0 + tx + 16 * j) / out_group_cols;
+  }
+  // All epilogue loads first, then all stores: residual may alias out, so a store before a load
+  // would serialise the loads (one memory round trip each).
+  T v[2][4];
+#pragma unroll
+  for (int i = 0; i < 2; ++i) {
+    const int64_t row = r0 + ty + 16 * i;
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const int col = c0 + tx + 16 * j;
+      v[i][j] = acc[i][j];
+      if (row >= N || col >= M) continue;
+      if (bias) v[i][j] += bias[col];
+      if (relu) v[i][j] = v[i][j] > T(0) ? v[i][j] : T(0);
+      if (mask) v[i][j] *= mask[row * M + col] > T(0) ? T(1) : T(0);  // as activation_backward
+      if (residual) v[i][j] += residual[row * M + col];
+    }
+  }
 #pragma unroll
   for (int i = 0; i < 2; ++i) {
     const int64_t row = r0 + ty + 16 * i;
@@ -80,14 +137,9 @@ __global__ void __launch_bounds__(256)
     for (int j = 0; j < 4; ++j) {
       const int col = c0 + tx + 16 * j;
       if (col >= M) continue;
-      T v = acc[i][j];
-      if (bias) v += bias[col];
-      if (relu) v = v > T(0) ? v : T(0);
-      if (mask) v *= mask[row * M + col] > T(0) ? T(1) : T(0);  // as activation_backward
-      const int g = col / out_group_cols;
-      const int64_t at = (static_cast<int64_t>(g) * N + row) * out_group_cols + (col - g * out_group_cols);
-      if (residual) v += residual[row * M + col];
-      out[at] = v;
+      const int g = group_of[j];
+      out[(static_cast<int64_t>(g) * N + row) * out_group_cols + (col - g * out_group_cols)] =
+          v[i][j];
     }
   }
 }
@@ -197,24 +249,29 @@ __global__ void __launch_bounds__(256)
   if (with_bias && tid < kTile) partial_b[(bias_tile * slices + slice) * kTile + tid] = bsum;
   if (!last_block_arrives(counters + tile_id, slices)) return;
 
-  // Finishing block: thread tid adds outputs 4 tid .. 4 tid + 3 of the tile (row tid / 8).
+  // Finishing block: thread tid adds outputs 4 tid .. 4 tid + 3 of the tile (row tid / 8), and
+  // threads tid < 32 the bias partials of the tile's rows, slices in order, 16 slices' loads in
+  // flight per step (two L2 round trips for 32 slices).
+  constexpr int kBatch = 16;
   const T* base = partial_w + tile_id * slices * (kTile * kTile) + 4 * tid;
-  T sum[4] = {0, 0, 0, 0};
-  for (int s0 = 0; s0 < slices; s0 += 8) {
-    T v[8][4];
+  const T* bias_base = partial_b + bias_tile * slices * kTile + tid;
+  const bool finish_bias = with_bias && tid < kTile;
+  T sum[4] = {0, 0, 0, 0}, bias_sum = 0;
+  for (int s0 = 0; s0 < slices; s0 += kBatch) {
+    T v[kBatch][4], vb[kBatch];
 #pragma unroll
-    for (int u = 0; u < 8; ++u) {
+    for (int u = 0; u < kBatch; ++u) {
+      const bool in = s0 + u < slices;
+      const int64_t at = static_cast<int64_t>(s0 + u);
 #pragma unroll
-      for (int q = 0; q < 4; ++q) {
-        v[u][q] = s0 + u < slices
-                      ? __ldcg(base + static_cast<int64_t>(s0 + u) * (kTile * kTile) + q)
-                      : T(0);
-      }
+      for (int q = 0; q < 4; ++q) v[u][q] = in ? __ldcg(base + at * (kTile * kTile) + q) : T(0);
+      vb[u] = in && finish_bias ? __ldcg(bias_base + at * kTile) : T(0);
     }
 #pragma unroll
-    for (int u = 0; u < 8; ++u) {
+    for (int u = 0; u < kBatch; ++u) {
 #pragma unroll
       for (int q = 0; q < 4; ++q) sum[q] += v[u][q];
+      bias_sum += vb[u];
     }
   }
   const int o = o0 + tid / 8;
@@ -223,10 +280,7 @@ __global__ void __launch_bounds__(256)
     const int i = i0 + (tid % 8) * 4 + q;
     if (o < OG && i < IN) dw[static_cast<int64_t>(o) * IN + i] += sum[q];
   }
-  if (with_bias && tid < kTile && o0 + tid < OG) {
-    db[o0 + tid] += ordered_partial_sum(partial_b + bias_tile * slices * kTile + tid, 0, 1,
-                                        slices, kTile);
-  }
+  if (finish_bias && o0 + tid < OG) db[o0 + tid] += bias_sum;
 }
 
 void check_int_range(const char* op, int64_t rows, int64_t in, int64_t out) {
