@@ -187,11 +187,30 @@ void bench_gt_linears(std::vector<Row>& rows, const Timing& t, Device dev, int64
   rows.push_back({"GT Q/K/V fwd (grouped)", s3, time_ms(t, [&] { linear_forward(qkv, x, wqkv, Tensor()); }),
                   f * 4 * nf * cf, 2 * nf * cf * 3 * cf});
   rows.push_back({"GT linear bwd through relu", s2, time_ms(t, [&] {
-                    linear_backward(dhidden, dw2, db2, dy, hidden, w2, false, true);
+                    linear_backward(dhidden, dw2, db2, dy, hidden, w2, Tensor(), true);
                   }), f * (nf * cf + 4 * nf * cf), 2 * fl1});
-  rows.push_back({"GT Q/K/V bwd (accumulate dx)", s3, time_ms(t, [&] {
-                    linear_backward(dx, dwqkv, no_bias, dqkv, x, wqkv, true);
-                  }), f * (3 * nf * cf + 3 * nf * cf), 4 * nf * cf * 3 * cf});
+  rows.push_back({"GT Q/K/V bwd (+ residual grad)", s3, time_ms(t, [&] {
+                    linear_backward(dx, dwqkv, no_bias, dqkv, x, wqkv, /*dx_plus=*/dy);
+                  }), f * (3 * nf * cf + 4 * nf * cf), 4 * nf * cf * 3 * cf});
+  // The weight gradients of 8 C -> C linears, one by one and deferred into one launch (as a
+  // graph-transformer backward does with all of its linears).
+  std::vector<Tensor> dws, dbs;
+  for (int i = 0; i < 8; ++i) {
+    dws.push_back(Tensor::zeros({2 * c, c}, Dtype::F32, dev));
+    dbs.push_back(Tensor::zeros({2 * c}, Dtype::F32, dev));
+  }
+  auto eight_weight_grads = [&](bool deferred) {
+    DeferredWeightGrads batch;
+    if (!deferred) batch.run();  // inactive: every call below runs immediately
+    Tensor none;
+    for (int i = 0; i < 8; ++i) linear_backward(none, dws[i], dbs[i], hidden, x, w1);
+    batch.run();
+  };
+  const double wg_bytes = 8 * f * (3 * nf * cf), wg_flops = 8 * 2 * nf * cf * 2 * cf;
+  rows.push_back({"8 weight grads, one by one", s1, time_ms(t, [&] { eight_weight_grads(false); }),
+                  wg_bytes, wg_flops});
+  rows.push_back({"8 weight grads, deferred", s1, time_ms(t, [&] { eight_weight_grads(true); }),
+                  wg_bytes, wg_flops});
 }
 
 }  // namespace

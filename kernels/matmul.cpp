@@ -1,5 +1,7 @@
 #include "kernels/matmul.h"
 
+#include <vector>
+
 #include "core/cuda_api.h"
 #include "kernels/cpu/matmul_cpu.h"
 #include "kernels/cuda/linear_cuda.h"
@@ -60,7 +62,103 @@ bool use_fused_linear(const Tensor& x, int64_t max_rows) {
   return x.is_cuda() && x.size(0) <= max_rows;
 }
 
+// dL_dweight += dL_dout^T x and dL_dbias += column sums, for one linear_backward call.
+struct WeightGradWork {
+  Tensor dL_dweight, dL_dbias, dL_dout, x;
+  int64_t groups;
+};
+
+void weight_grad_now(const WeightGradWork& w) {
+  const int64_t G = w.groups, OG = w.dL_dweight.size(0) / G;
+  if (use_fused_linear(w.x, kFusedWeightGradMaxRows)) {
+    Tensor dw = w.dL_dweight, db = w.dL_dbias;
+    LAPIS_CUDA_CALL(cuda::weight_grad_fused, dw, db, w.dL_dout, w.x, G);
+    return;
+  }
+  // dL_dweight_g [OG, IN] += dL_dout_g^T [OG, N] @ x [N, IN]; dL_dbias_g += column sums.
+  for (int64_t g = 0; g < G; ++g) {
+    const Tensor dy = group_matrix(w.dL_dout, g, G);
+    Tensor dw = w.dL_dweight.slice(g * OG, (g + 1) * OG);
+    matmul(dw, dy, w.x, /*trans_a=*/true, /*trans_b=*/false, 1.0, 1.0);
+    if (w.dL_dbias.defined()) {
+      Tensor db = w.dL_dbias.slice(g * OG, (g + 1) * OG);
+      bias_add_backward(db, dy);
+    }
+  }
+}
+
+// The queue of the DeferredWeightGrads active on this thread.
+struct WeightGradQueue {
+  bool active = false;
+  std::vector<WeightGradWork> work;
+};
+thread_local WeightGradQueue t_weight_grads;
+
+bool defer_weight_grad(const WeightGradWork& w) {
+  if (!t_weight_grads.active) return false;
+  t_weight_grads.work.push_back(w);
+  return true;
+}
+
+// Runs queued work: the fused CUDA items in batched launches of distinct gradient tensors (in
+// queue order), everything else one by one.
+void run_weight_grads(std::vector<WeightGradWork> work) {
+  std::vector<WeightGradWork> batch;
+  auto flush = [&] {
+    if (batch.empty()) return;
+    std::vector<cuda::WeightGradItem> items;
+    for (const WeightGradWork& w : batch) {
+      items.push_back({w.dL_dweight, w.dL_dbias, w.dL_dout, w.x, w.groups});
+    }
+    LAPIS_CUDA_CALL(cuda::weight_grad_fused_batch, items);
+    batch.clear();
+  };
+  auto in_batch = [&](const WeightGradWork& w) {
+    for (const WeightGradWork& b : batch) {
+      if (b.dL_dweight.raw_data() == w.dL_dweight.raw_data()) return true;
+      if (b.dL_dbias.defined() && w.dL_dbias.defined() &&
+          b.dL_dbias.raw_data() == w.dL_dbias.raw_data()) {
+        return true;
+      }
+    }
+    return false;
+  };
+  for (const WeightGradWork& w : work) {
+    const bool fused = use_fused_linear(w.x, kFusedWeightGradMaxRows);
+    if (!fused) {
+      flush();  // keep queue order for gradients that two items may share
+      weight_grad_now(w);
+      continue;
+    }
+    if (!batch.empty() && (batch.front().x.dtype() != w.x.dtype() || in_batch(w))) flush();
+    batch.push_back(w);
+  }
+  flush();
+}
+
 }  // namespace
+
+DeferredWeightGrads::DeferredWeightGrads() : owner_(!t_weight_grads.active) {
+  if (owner_) {
+    t_weight_grads.active = true;
+    t_weight_grads.work.clear();
+  }
+}
+
+DeferredWeightGrads::~DeferredWeightGrads() {
+  if (owner_ && t_weight_grads.active) {
+    t_weight_grads.active = false;
+    t_weight_grads.work.clear();
+  }
+}
+
+void DeferredWeightGrads::run() {
+  if (!owner_ || !t_weight_grads.active) return;
+  t_weight_grads.active = false;
+  std::vector<WeightGradWork> work;
+  work.swap(t_weight_grads.work);
+  run_weight_grads(std::move(work));
+}
 
 void linear_forward(Tensor& out, const Tensor& x, const Tensor& weight, const Tensor& bias,
                     const Tensor& residual, bool relu) {
@@ -104,7 +202,7 @@ void linear_forward(Tensor& out, const Tensor& x, const Tensor& weight, const Te
 }
 
 void linear_backward(Tensor& dL_dx, Tensor& dL_dweight, Tensor& dL_dbias, const Tensor& dL_dout,
-                     const Tensor& x, const Tensor& weight, bool accumulate_dx,
+                     const Tensor& x, const Tensor& weight, const Tensor& dx_plus,
                      bool through_relu) {
   const char* op = "linear_backward";
   check_floating(op, "x", x);
@@ -121,13 +219,18 @@ void linear_backward(Tensor& dL_dx, Tensor& dL_dweight, Tensor& dL_dbias, const 
   if (dL_dbias.defined()) check_like(op, "dL_dbias", dL_dbias, {OUT}, "x", x);
   if (dL_dx.defined()) check_like(op, "dL_dx", dL_dx, {N, IN}, "x", x);
   const int64_t OG = OUT / G;
-  // dL_dx [N, IN] = (sum over groups of dL_dout_g [N, OG] @ weight_g [OG, IN]) * relu mask.
+  if (dx_plus.defined()) {
+    check_defined(op, "dL_dx (dx_plus given)", dL_dx);
+    check_like(op, "dx_plus", dx_plus, {N, IN}, "x", x);
+  }
+  // dL_dx [N, IN] = (sum over groups of dL_dout_g [N, OG] @ weight_g [OG, IN]) * relu mask
+  // + dx_plus.
   if (dL_dx.defined() && use_fused_linear(x, kFusedLinearMaxRows)) {
     LAPIS_CUDA_CALL(cuda::input_grad_fused, dL_dx, dL_dout, weight,
-                    through_relu ? x : Tensor(), accumulate_dx, G);
+                    through_relu ? x : Tensor(), dx_plus, G);
   } else if (dL_dx.defined()) {
-    // Composed path: the product goes to a temporary when a mask or the old contents enter.
-    const bool direct = !through_relu && !accumulate_dx;
+    // Composed path: the product goes to a temporary when a mask or dx_plus enter.
+    const bool direct = !through_relu && !dx_plus.defined();
     Tensor product = direct ? dL_dx : Tensor::empty(dL_dx.shape(), x.dtype(), x.device());
     for (int64_t g = 0; g < G; ++g) {
       matmul(product, group_matrix(dL_dout, g, G), weight.slice(g * OG, (g + 1) * OG), false,
@@ -138,26 +241,15 @@ void linear_backward(Tensor& dL_dx, Tensor& dL_dweight, Tensor& dL_dbias, const 
       activation_backward(masked, product, x, Activation::ReLU);
       product = masked;
     }
-    if (accumulate_dx) {
-      add(dL_dx, dL_dx, product);
+    if (dx_plus.defined()) {
+      add(dL_dx, product, dx_plus);
     } else if (!direct) {
       dL_dx.copy_from(product);
     }
   }
-  if (use_fused_linear(x, kFusedWeightGradMaxRows)) {
-    LAPIS_CUDA_CALL(cuda::weight_grad_fused, dL_dweight, dL_dbias, dL_dout, x, G);
-    return;
-  }
-  // dL_dweight_g [OG, IN] += dL_dout_g^T [OG, N] @ x [N, IN]; dL_dbias_g += column sums.
-  for (int64_t g = 0; g < G; ++g) {
-    const Tensor dy = group_matrix(dL_dout, g, G);
-    Tensor dw = dL_dweight.slice(g * OG, (g + 1) * OG);
-    matmul(dw, dy, x, /*trans_a=*/true, /*trans_b=*/false, 1.0, 1.0);
-    if (dL_dbias.defined()) {
-      Tensor db = dL_dbias.slice(g * OG, (g + 1) * OG);
-      bias_add_backward(db, dy);
-    }
-  }
+  WeightGradWork work{dL_dweight, dL_dbias, dL_dout, x, G};
+  if (!defer_weight_grad(work)) weight_grad_now(work);
 }
+
 
 }  // namespace lapis

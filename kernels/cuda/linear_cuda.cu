@@ -1,6 +1,7 @@
 #include "kernels/cuda/linear_cuda.h"
 
 #include <climits>
+#include <cstring>
 
 #include "core/cuda/cuda_check.h"
 #include "kernels/cuda/device_utils.cuh"
@@ -171,25 +172,39 @@ void launch_small_gemm(T* out, const T* a, const T* w, const T* bias, const T* m
 // split-K reduction kernel and no separate bias-gradient kernel.
 constexpr int kTile = 32;
 
+// One weight-gradient problem: dy [G, N, OG] (or [N, OG]), x [N, IN], dw [G * OG, IN], db
+// [G * OG] or null; partials and counters for its tiles when slices > 1.
 template <typename T>
-__global__ void __launch_bounds__(256)
-    weight_grad_kernel(T* __restrict__ dw, T* __restrict__ db, T* __restrict__ partial_w,
-                       T* __restrict__ partial_b, unsigned int* __restrict__ counters,
-                       const T* __restrict__ dy, const T* __restrict__ x, int64_t N, int OG,
-                       int IN, int in_tiles, int64_t slice_rows) {
+struct WeightGradJob {
+  const T* dy;
+  const T* x;
+  T* dw;
+  T* db;
+  T* partial_w;   // [groups * tiles, slices, 32 * 32]
+  T* partial_b;   // [groups * out_tiles, slices, 32]
+  unsigned int* counters;  // [groups * tiles]
+  int64_t N, slice_rows;
+  int OG, IN, in_tiles, tiles, slices;
+};
+
+// The block (tile, slice, g) of job j; every thread of the block calls it.
+template <typename T>
+__device__ void weight_grad_block(const WeightGradJob<T>& j, int tile, int slice, int g) {
   __shared__ T dys[kTile][kTile + 1];
   __shared__ T xs[kTile][kTile + 1];
   const int tx = threadIdx.x, ty = threadIdx.y, tid = ty * 16 + tx;
-  const int tile = blockIdx.x, slice = blockIdx.y, slices = gridDim.y, g = blockIdx.z;
-  const int tiles = gridDim.x, out_tiles = tiles / in_tiles;
+  const int slices = j.slices, tiles = j.tiles, in_tiles = j.in_tiles;
+  const int out_tiles = tiles / in_tiles, OG = j.OG, IN = j.IN;
+  const int64_t N = j.N;
   const int ot = tile / in_tiles, it = tile - ot * in_tiles;
   const int o0 = ot * kTile, i0 = it * kTile;
-  const T* dyg = dy + static_cast<int64_t>(g) * N * OG;
-  dw += static_cast<int64_t>(g) * OG * IN;
+  const T* __restrict__ dyg = j.dy + static_cast<int64_t>(g) * N * OG;
+  const T* __restrict__ x = j.x;
+  T* __restrict__ dw = j.dw + static_cast<int64_t>(g) * OG * IN;
+  T* __restrict__ db = j.db ? j.db + static_cast<int64_t>(g) * OG : nullptr;
   const bool with_bias = db != nullptr && it == 0;
-  if (db) db += static_cast<int64_t>(g) * OG;
-  const int64_t n0 = static_cast<int64_t>(slice) * slice_rows;
-  const int64_t n1 = n0 + slice_rows < N ? n0 + slice_rows : N;
+  const int64_t n0 = static_cast<int64_t>(slice) * j.slice_rows;
+  const int64_t n1 = n0 + j.slice_rows < N ? n0 + j.slice_rows : N;
 
   // Thread tid stages elements e = tid + 256 q, q = 0..3, of each chunk: row e / 32, column
   // e % 32 (a warp reads 32 consecutive columns of one row).
@@ -240,21 +255,21 @@ __global__ void __launch_bounds__(256)
     if (with_bias && tid < kTile && o0 + tid < OG) db[o0 + tid] += bsum;
     return;
   }
-  T* pw = partial_w + (tile_id * slices + slice) * (kTile * kTile);
+  T* pw = j.partial_w + (tile_id * slices + slice) * (kTile * kTile);
   pw[ty * kTile + tx] = acc00;
   pw[ty * kTile + tx + 16] = acc01;
   pw[(ty + 16) * kTile + tx] = acc10;
   pw[(ty + 16) * kTile + tx + 16] = acc11;
   const int64_t bias_tile = static_cast<int64_t>(g) * out_tiles + ot;
-  if (with_bias && tid < kTile) partial_b[(bias_tile * slices + slice) * kTile + tid] = bsum;
-  if (!last_block_arrives(counters + tile_id, slices)) return;
+  if (with_bias && tid < kTile) j.partial_b[(bias_tile * slices + slice) * kTile + tid] = bsum;
+  if (!last_block_arrives(j.counters + tile_id, slices)) return;
 
   // Finishing block: thread tid adds outputs 4 tid .. 4 tid + 3 of the tile (row tid / 8), and
   // threads tid < 32 the bias partials of the tile's rows, slices in order, 16 slices' loads in
   // flight per step (two L2 round trips for 32 slices).
   constexpr int kBatch = 16;
-  const T* base = partial_w + tile_id * slices * (kTile * kTile) + 4 * tid;
-  const T* bias_base = partial_b + bias_tile * slices * kTile + tid;
+  const T* base = j.partial_w + tile_id * slices * (kTile * kTile) + 4 * tid;
+  const T* bias_base = j.partial_b + bias_tile * slices * kTile + tid;
   const bool finish_bias = with_bias && tid < kTile;
   T sum[4] = {0, 0, 0, 0}, bias_sum = 0;
   for (int s0 = 0; s0 < slices; s0 += kBatch) {
@@ -283,6 +298,30 @@ __global__ void __launch_bounds__(256)
   if (finish_bias && o0 + tid < OG) db[o0 + tid] += bias_sum;
 }
 
+template <typename T>
+__global__ void __launch_bounds__(256) weight_grad_kernel(const WeightGradJob<T> j) {
+  weight_grad_block(j, blockIdx.x, blockIdx.y, blockIdx.z);
+}
+
+// Several jobs in one grid: job k owns blocks [block_begin[k], block_begin[k + 1]), numbered
+// (g * tiles + tile) * slices + slice.
+template <typename T>
+__global__ void __launch_bounds__(256)
+    weight_grad_batched_kernel(const WeightGradJob<T>* __restrict__ jobs,
+                               const int64_t* __restrict__ block_begin, int count) {
+  const int64_t b = blockIdx.x;
+  int lo = 0, hi = count - 1;  // the last k with block_begin[k] <= b
+  while (lo < hi) {
+    const int mid = (lo + hi + 1) / 2;
+    if (block_begin[mid] <= b) lo = mid; else hi = mid - 1;
+  }
+  const WeightGradJob<T> j = jobs[lo];
+  const int64_t local = b - block_begin[lo];
+  const int slice = static_cast<int>(local % j.slices);
+  const int64_t rest = local / j.slices;
+  weight_grad_block(j, static_cast<int>(rest % j.tiles), slice, static_cast<int>(rest / j.tiles));
+}
+
 void check_int_range(const char* op, int64_t rows, int64_t in, int64_t out) {
   LAPIS_CHECK(in <= INT_MAX && out <= INT_MAX && rows <= INT_MAX, op,
               "sizes exceed the fused kernel's int range: N ", rows, ", IN ", in, ", OUT ", out);
@@ -305,7 +344,7 @@ void linear_forward_fused(Tensor& out, const Tensor& x, const Tensor& weight, co
 }
 
 void input_grad_fused(Tensor& dL_dx, const Tensor& dL_dout, const Tensor& weight,
-                      const Tensor& relu_mask, bool accumulate, int64_t groups) {
+                      const Tensor& relu_mask, const Tensor& plus, int64_t groups) {
   const int64_t N = dL_dx.size(0), IN = dL_dx.size(1), OUT = weight.size(0);
   if (N == 0 || IN == 0) return;
   check_int_range("linear_backward", N, IN, OUT);
@@ -314,50 +353,144 @@ void input_grad_fused(Tensor& dL_dx, const Tensor& dL_dout, const Tensor& weight
     launch_small_gemm<scalar_t, true>(
         dx, OUT == 0 ? nullptr : dL_dout.data<scalar_t>(), OUT == 0 ? nullptr : weight.data<scalar_t>(),
         nullptr, relu_mask.defined() ? relu_mask.data<scalar_t>() : nullptr,
-        accumulate ? dx : nullptr, N, OUT, IN, OUT == 0 ? 1 : OUT / groups, IN, false);
+        plus.defined() ? plus.data<scalar_t>() : nullptr, N, OUT, IN,
+        OUT == 0 ? 1 : OUT / groups, IN, false);
   });
 }
 
+namespace {
+
+// Tiling of one weight-gradient problem. At most 32 slices of at least 64 rows (a multiple of
+// the 32-row chunk): enough blocks to fill the GPU for C = 64 at ZINC sizes, and two steps of 16
+// loads to finish a tile.
+struct WeightGradShape {
+  int64_t N, OG, IN, groups, out_tiles, in_tiles, tiles, slice_rows, slices;
+  int64_t blocks() const { return groups * tiles * slices; }
+  int64_t partial_w() const { return slices > 1 ? groups * tiles * slices * kTile * kTile : 0; }
+  int64_t partial_b() const { return slices > 1 ? groups * out_tiles * slices * kTile : 0; }
+  int64_t counters() const { return slices > 1 ? groups * tiles : 0; }
+};
+
+WeightGradShape weight_grad_shape(const Tensor& dL_dweight, const Tensor& x, int64_t groups) {
+  WeightGradShape s{};
+  s.N = x.size(0);
+  s.IN = x.size(1);
+  s.groups = groups;
+  s.OG = dL_dweight.size(0) / groups;
+  check_int_range("linear_backward", s.N, s.IN, dL_dweight.size(0));
+  s.out_tiles = (s.OG + kTile - 1) / kTile;
+  s.in_tiles = s.IN == 0 ? 1 : (s.IN + kTile - 1) / kTile;
+  s.tiles = s.out_tiles * s.in_tiles;
+  int64_t rows = (s.N + 31) / 32;
+  rows = (rows + kTile - 1) / kTile * kTile;
+  s.slice_rows = rows < 64 ? 64 : rows;
+  s.slices = (s.N + s.slice_rows - 1) / s.slice_rows;
+  LAPIS_CHECK(groups <= 65535 && s.tiles <= INT_MAX && s.slices <= INT_MAX, "linear_backward",
+              "too many groups or tiles for the fused kernel: groups ", groups, ", tiles ",
+              s.tiles);
+  return s;
+}
+
+template <typename T>
+WeightGradJob<T> weight_grad_job(const WeightGradItem& item, const WeightGradShape& s,
+                                 T* partial_w, T* partial_b, unsigned int* counters) {
+  WeightGradJob<T> j{};
+  j.dy = item.dL_dout.data<T>();
+  j.x = s.IN == 0 ? nullptr : item.x.data<T>();
+  j.dw = s.IN == 0 ? nullptr : item.dL_dweight.data<T>();
+  j.db = item.dL_dbias.defined() ? item.dL_dbias.data<T>() : nullptr;
+  j.partial_w = partial_w;
+  j.partial_b = j.db ? partial_b : nullptr;
+  j.counters = counters;
+  j.N = s.N;
+  j.slice_rows = s.slice_rows;
+  j.OG = static_cast<int>(s.OG);
+  j.IN = static_cast<int>(s.IN);
+  j.in_tiles = static_cast<int>(s.in_tiles);
+  j.tiles = static_cast<int>(s.tiles);
+  j.slices = static_cast<int>(s.slices);
+  return j;
+}
+
+// Launches every non-empty item's blocks in one grid (a single item: the plain 3-D grid).
+template <typename T>
+void launch_weight_grads(const std::vector<WeightGradItem>& items, Device device) {
+  std::vector<WeightGradShape> shapes;
+  std::vector<const WeightGradItem*> live;
+  int64_t pw_total = 0, pb_total = 0, counter_total = 0, blocks = 0;
+  for (const WeightGradItem& item : items) {
+    const WeightGradShape s = weight_grad_shape(item.dL_dweight, item.x, item.groups);
+    if (s.N == 0 || s.OG == 0) continue;  // adding zero
+    shapes.push_back(s);
+    live.push_back(&item);
+    pw_total += s.partial_w();
+    pb_total += s.partial_b();
+    counter_total += s.counters();
+    blocks += s.blocks();
+  }
+  if (live.empty()) return;
+  LAPIS_CHECK(blocks <= INT_MAX, "linear_backward", "too many blocks for one launch: ", blocks);
+  // Scratch from the caching allocator; freeing it at scope end is stream-ordered.
+  Tensor scratch = Tensor::empty({pw_total + pb_total}, dtype_of<T>(), device);
+  T* pw = pw_total + pb_total > 0 ? scratch.data<T>() : nullptr;
+  T* pb = pw ? pw + pw_total : nullptr;
+  unsigned int* counters = counter_total > 0 ? reduction_counters(counter_total) : nullptr;
+  std::vector<WeightGradJob<T>> jobs;
+  std::vector<int64_t> begin;
+  int64_t next_block = 0;
+  for (size_t k = 0; k < live.size(); ++k) {
+    const WeightGradShape& s = shapes[k];
+    jobs.push_back(weight_grad_job<T>(*live[k], s, s.slices > 1 ? pw : nullptr,
+                                      s.slices > 1 ? pb : nullptr,
+                                      s.slices > 1 ? counters : nullptr));
+    begin.push_back(next_block);
+    next_block += s.blocks();
+    pw += s.partial_w();
+    pb = pb ? pb + s.partial_b() : nullptr;
+    counters = counters ? counters + s.counters() : nullptr;
+  }
+  const dim3 block(16, 16);
+  if (jobs.size() == 1) {
+    const WeightGradShape& s = shapes[0];
+    const dim3 grid(static_cast<unsigned>(s.tiles), static_cast<unsigned>(s.slices),
+                    static_cast<unsigned>(s.groups));
+    weight_grad_kernel<T><<<grid, block, 0, stream()>>>(jobs[0]);
+    LAPIS_CUDA_CHECK(cudaGetLastError());
+    return;
+  }
+  // The job table and block offsets go to the device in one upload (through the staging ring).
+  const int64_t job_words = static_cast<int64_t>((sizeof(WeightGradJob<T>) + 7) / 8);
+  const int64_t count = static_cast<int64_t>(jobs.size());
+  std::vector<int64_t> table(static_cast<size_t>(job_words * count + count));
+  std::memcpy(table.data(), jobs.data(), sizeof(WeightGradJob<T>) * jobs.size());
+  std::memcpy(table.data() + job_words * count, begin.data(), sizeof(int64_t) * begin.size());
+  const Tensor table_dev = Tensor::from_vector<int64_t>(table, {static_cast<int64_t>(table.size())}).to(device);
+  const int64_t* words = table_dev.data<int64_t>();
+  static_assert(sizeof(WeightGradJob<T>) % 8 == 0, "job table entries are 8-byte words");
+  weight_grad_batched_kernel<T><<<static_cast<unsigned>(blocks), block, 0, stream()>>>(
+      reinterpret_cast<const WeightGradJob<T>*>(words), words + job_words * count,
+      static_cast<int>(count));
+  LAPIS_CUDA_CHECK(cudaGetLastError());
+}
+
+}  // namespace
+
 void weight_grad_fused(Tensor& dL_dweight, Tensor& dL_dbias, const Tensor& dL_dout,
                        const Tensor& x, int64_t groups) {
-  const int64_t N = x.size(0), IN = x.size(1), OUT = dL_dweight.size(0);
-  const int64_t OG = OUT / groups;
-  if (N == 0 || OG == 0) return;  // adding zero
-  check_int_range("linear_backward", N, IN, OUT);
-  const int64_t out_tiles = (OG + kTile - 1) / kTile;
-  const int64_t in_tiles = IN == 0 ? 1 : (IN + kTile - 1) / kTile;
-  const int64_t tiles = out_tiles * in_tiles;
-  // At most 32 slices of at least 64 rows (a multiple of the 32-row chunk): enough blocks to
-  // fill the GPU for C = 64 at ZINC sizes, and at most 4 steps of 8 loads to finish a tile.
-  int64_t slice_rows = (N + 31) / 32;
-  slice_rows = (slice_rows + kTile - 1) / kTile * kTile;
-  if (slice_rows < 64) slice_rows = 64;
-  const int64_t slices = (N + slice_rows - 1) / slice_rows;
-  LAPIS_CHECK(groups <= 65535 && tiles <= INT_MAX, "linear_backward",
-              "too many groups or tiles for the fused kernel: groups ", groups, ", tiles ", tiles);
-  const dim3 block(16, 16);
-  const dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>(slices),
-                  static_cast<unsigned>(groups));
-  LAPIS_DISPATCH_FLOAT(x.dtype(), "linear_backward", [&] {
-    Tensor partial_w, partial_b;  // caching-allocator scratch; freed stream-ordered
-    scalar_t* pw = nullptr;
-    scalar_t* pb = nullptr;
-    unsigned int* counters = nullptr;
-    if (slices > 1) {
-      partial_w = Tensor::empty({groups * tiles * slices * kTile * kTile}, x.dtype(), x.device());
-      pw = partial_w.data<scalar_t>();
-      if (dL_dbias.defined()) {
-        partial_b = Tensor::empty({groups * out_tiles * slices * kTile}, x.dtype(), x.device());
-        pb = partial_b.data<scalar_t>();
-      }
-      counters = reduction_counters(groups * tiles);
-    }
-    weight_grad_kernel<scalar_t><<<grid, block, 0, stream()>>>(
-        dL_dweight.data<scalar_t>(), dL_dbias.defined() ? dL_dbias.data<scalar_t>() : nullptr, pw,
-        pb, counters, dL_dout.data<scalar_t>(), x.data<scalar_t>(), N, static_cast<int>(OG),
-        static_cast<int>(IN), static_cast<int>(in_tiles), slice_rows);
+  weight_grad_fused_batch({WeightGradItem{dL_dweight, dL_dbias, dL_dout, x, groups}});
+}
+
+void weight_grad_fused_batch(const std::vector<WeightGradItem>& items) {
+  if (items.empty()) return;
+  const Dtype dtype = items.front().x.dtype();
+  for (const WeightGradItem& item : items) {
+    LAPIS_CHECK(item.x.dtype() == dtype, "linear_backward",
+                "one weight-gradient batch holds one dtype, got ", dtype_name(dtype), " and ",
+                item.x.describe());
+  }
+  LAPIS_DISPATCH_FLOAT(dtype, "linear_backward", [&] {
+    launch_weight_grads<scalar_t>(items, items.front().x.device());
   });
-  LAPIS_CUDA_CHECK(cudaGetLastError());
 }
 
 }  // namespace cuda

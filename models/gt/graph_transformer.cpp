@@ -2,6 +2,7 @@
 
 #include "kernels/elementwise.h"
 #include "kernels/index.h"
+#include "kernels/matmul.h"
 
 namespace lapis {
 namespace gt {
@@ -157,6 +158,9 @@ Tensor GraphTransformer::forward(const GraphTransformerInput& input, GraphTransf
 }
 
 void GraphTransformer::backward(const Tensor& dL_dout, const GraphTransformerCtx& ctx) {
+  // Every Linear's weight and bias gradients are formed together at the end (one launch on
+  // CUDA instead of one or more per Linear).
+  DeferredWeightGrads deferred_weight_grads;
   const CsrGraphView& g = ctx.graph;
   Tensor dpooled = head_->backward(dL_dout, ctx.head);
   Tensor dh = dpooled;
@@ -182,6 +186,7 @@ void GraphTransformer::backward(const Tensor& dL_dout, const GraphTransformerCtx
   if (rwse_lin_) rwse_lin_->backward(dh, ctx.rwse_lin);
   if (node_emb_) node_emb_->backward(dh, ctx.node_emb);
   if (node_lin_) node_lin_->backward(dh, ctx.node_lin);
+  deferred_weight_grads.run();
 }
 
 }  // namespace gt

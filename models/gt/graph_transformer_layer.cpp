@@ -169,13 +169,14 @@ Tensor GraphTransformerLayer::backward(const Tensor& dL_dh_out, const Tensor& dL
   check_shape("GraphTransformerLayer::backward", "dL_dh_out", dL_dh_out, {N, C});
 
   // Node path, reversed. The residual gradient flows to both branches of each sum.
-  // Each residual sum's second gradient term is added inside the product that forms the first.
-  Tensor dh1 = norm2_h_->backward(dL_dh_out, ctx.norm2_h);           // d(h1 + FFN(h1))
-  ffn_h_->backward_accumulate(dh1, dh1, ctx.ffn_h);
+  // Each residual sum's second gradient term is added inside the product that forms the first
+  // (into a new tensor: the gradients that feed weight gradients stay intact, as
+  // DeferredWeightGrads needs).
+  Tensor g2 = norm2_h_->backward(dL_dh_out, ctx.norm2_h);            // d(h1 + FFN(h1))
+  Tensor dh1 = ffn_h_->backward(g2, ctx.ffn_h, /*plus=*/g2);
   Tensor g1 = norm1_h_->backward(dh1, ctx.norm1_h);                  // d(h + O_h(a))
   Tensor da = o_h_->backward(g1, ctx.o_h_ctx);
   Tensor dattn = drop_h_->backward(da, ctx.drop_h).reshape({N, H, D});
-  Tensor dh_in = g1;  // residual branch (g1 is not needed after O_h's backward)
 
   Tensor dedge_attn, de_in, dp;
   if (options_.edge_features) {
@@ -185,12 +186,12 @@ Tensor GraphTransformerLayer::backward(const Tensor& dL_dh_out, const Tensor& dL
   }
   if (ctx.edge_branch) {
     check_shape("GraphTransformerLayer::backward", "dL_de_out", dL_de_out, {E, C});
-    Tensor de1 = norm2_e_->backward(dL_de_out, ctx.norm2_e);
-    ffn_e_->backward_accumulate(de1, de1, ctx.ffn_e);
+    Tensor ge2 = norm2_e_->backward(dL_de_out, ctx.norm2_e);
+    Tensor de1 = ffn_e_->backward(ge2, ctx.ffn_e, /*plus=*/ge2);
     Tensor ge1 = norm1_e_->backward(de1, ctx.norm1_e);
     Tensor dt = o_e_->backward(ge1, ctx.o_e_ctx);
     dedge_attn = drop_e_->backward(dt, ctx.drop_e).reshape({E, H, D});
-    de_in = ge1;
+    de_in = ge1;  // the residual branch's gradient, added to the E projection's below
   }
 
   Tensor dqkv = Tensor::empty({3, N, C}, dL_dh_out.dtype(), dL_dh_out.device());
@@ -201,14 +202,11 @@ Tensor GraphTransformerLayer::backward(const Tensor& dL_dh_out, const Tensor& dL
                            ctx.attn, ctx.attention);
   pack_qkv();
   Tensor no_bias;
-  linear_backward(dh_in, qkv_grad_, no_bias, dqkv, ctx.h, qkv_weight_, /*accumulate_dx=*/true);
+  Tensor dh_in = Tensor::empty({N, C}, dL_dh_out.dtype(), dL_dh_out.device());
+  linear_backward(dh_in, qkv_grad_, no_bias, dqkv, ctx.h, qkv_weight_, /*dx_plus=*/g1);
   if (options_.edge_features) {
-    if (ctx.edge_branch) {
-      e_->backward_accumulate(de_in, dp.reshape({E, C}), ctx.e_ctx);
-    } else {
-      de_in = e_->backward(dp.reshape({E, C}), ctx.e_ctx);  // e reaches the output only here
-    }
-    *dL_de_in = de_in;
+    // Without the edge branch e reaches the output only through the attention (de_in undefined).
+    *dL_de_in = e_->backward(dp.reshape({E, C}), ctx.e_ctx, false, /*plus=*/de_in);
   }
   return dh_in;
 }

@@ -28,22 +28,14 @@ Tensor Linear::forward(const Tensor& x, LinearCtx& ctx, const Tensor& residual, 
   return out;
 }
 
-Tensor Linear::backward(const Tensor& dL_dout, const LinearCtx& ctx, bool through_relu) {
+Tensor Linear::backward(const Tensor& dL_dout, const LinearCtx& ctx, bool through_relu,
+                        const Tensor& plus) {
   check_defined("Linear::backward", "ctx.x (forward not run?)", ctx.x);
   Tensor dL_dx = Tensor::empty(ctx.x.shape(), ctx.x.dtype(), ctx.x.device());
   Tensor no_bias;
   linear_backward(dL_dx, weight_->grad, bias_ ? bias_->grad : no_bias, dL_dout, ctx.x,
-                  weight_->value, /*accumulate_dx=*/false, through_relu);
+                  weight_->value, plus, through_relu);
   return dL_dx;
-}
-
-void Linear::backward_accumulate(Tensor& dL_dx, const Tensor& dL_dout, const LinearCtx& ctx,
-                                 bool through_relu) {
-  check_defined("Linear::backward_accumulate", "ctx.x (forward not run?)", ctx.x);
-  check_defined("Linear::backward_accumulate", "dL_dx", dL_dx);
-  Tensor no_bias;
-  linear_backward(dL_dx, weight_->grad, bias_ ? bias_->grad : no_bias, dL_dout, ctx.x,
-                  weight_->value, /*accumulate_dx=*/true, through_relu);
 }
 
 // ---- Embedding ----
@@ -249,19 +241,7 @@ Tensor MLP::forward(const Tensor& x, MLPCtx& ctx, const Tensor& residual) {
   return h;
 }
 
-Tensor MLP::backward(const Tensor& dL_dout, const MLPCtx& ctx) {
-  return backward_impl(dL_dout, ctx, nullptr);
-}
-
-void MLP::backward_accumulate(Tensor& dL_dx, const Tensor& dL_dout, const MLPCtx& ctx) {
-  check_defined("MLP::backward_accumulate", "dL_dx", dL_dx);
-  LAPIS_CHECK(linears_.size() >= 2 || dL_dx.raw_data() != dL_dout.raw_data(),
-              "MLP::backward_accumulate",
-              "dL_dx may share dL_dout's storage only with two or more layers");
-  backward_impl(dL_dout, ctx, &dL_dx);
-}
-
-Tensor MLP::backward_impl(const Tensor& dL_dout, const MLPCtx& ctx, Tensor* accumulate_into) {
+Tensor MLP::backward(const Tensor& dL_dout, const MLPCtx& ctx, const Tensor& plus) {
   const size_t n = linears_.size();
   LAPIS_CHECK(ctx.linear.size() == n, "MLP::backward", "ctx holds ", ctx.linear.size(),
               " layers, the MLP has ", n, " (forward not run?)");
@@ -277,11 +257,7 @@ Tensor MLP::backward_impl(const Tensor& dL_dout, const MLPCtx& ctx, Tensor* accu
       g = activations_[i]->backward(g, ctx.activation[i]);
     }
     const bool through_relu = i > 0 && relu_folded(i - 1);
-    if (i == 0 && accumulate_into) {
-      linears_[i]->backward_accumulate(*accumulate_into, g, ctx.linear[i]);
-      return *accumulate_into;
-    }
-    g = linears_[i]->backward(g, ctx.linear[i], through_relu);
+    g = linears_[i]->backward(g, ctx.linear[i], through_relu, i == 0 ? plus : Tensor());
   }
   return g;
 }

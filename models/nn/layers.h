@@ -33,13 +33,11 @@ class Linear : public Module {
   // applies before the residual (out = relu(x W^T + b) + residual).
   Tensor forward(const Tensor& x, LinearCtx& ctx, const Tensor& residual = Tensor(),
                  bool relu = false);
-  // through_relu: x came out of a ReLU; returns the gradient w.r.t. the ReLU's input instead
-  // (the mask x > 0 applied in the same kernel as the product).
-  Tensor backward(const Tensor& dL_dout, const LinearCtx& ctx, bool through_relu = false);
-  // As backward, but adds dL/dx into dL_dx [N, in] (a residual branch's gradient) instead of
-  // returning a new tensor: the add happens in the product, with no separate kernel.
-  void backward_accumulate(Tensor& dL_dx, const Tensor& dL_dout, const LinearCtx& ctx,
-                           bool through_relu = false);
+  // Returns dL/dx, plus `plus` [N, in] when given (a residual branch's gradient, added in the
+  // same kernel). through_relu: x came out of a ReLU; returns the gradient w.r.t. the ReLU's
+  // input instead (the mask x > 0 applied in the same kernel as the product).
+  Tensor backward(const Tensor& dL_dout, const LinearCtx& ctx, bool through_relu = false,
+                  const Tensor& plus = Tensor());
   int64_t in_features() const { return in_; }
   int64_t out_features() const { return out_; }
   Parameter& weight() { return *weight_; }
@@ -184,11 +182,9 @@ class MLP : public Module {
   MLP(std::vector<int64_t> dims, Activation act, double dropout, Generator& gen);
   // residual [N, out] (optional) is added to the last Linear's output in its bias pass.
   Tensor forward(const Tensor& x, MLPCtx& ctx, const Tensor& residual = Tensor());
-  Tensor backward(const Tensor& dL_dout, const MLPCtx& ctx);
-  // As backward, but adds dL/dx into dL_dx [N, in]. dL_dx may be dL_dout itself (the residual
-  // block x + MLP(x)) when the MLP has at least two layers: the first layer's gradient is
-  // formed after the last read of dL_dout.
-  void backward_accumulate(Tensor& dL_dx, const Tensor& dL_dout, const MLPCtx& ctx);
+  // Returns dL/dx, plus `plus` [N, in] when given (the residual block x + MLP(x) passes its
+  // output gradient here), added inside the first layer's product.
+  Tensor backward(const Tensor& dL_dout, const MLPCtx& ctx, const Tensor& plus = Tensor());
   int64_t num_layers() const { return static_cast<int64_t>(linears_.size()); }
   Linear& layer(int64_t i) { return *linears_.at(static_cast<size_t>(i)); }
   // The Dropout after hidden layer i, or nullptr when the MLP has no dropout.
@@ -201,9 +197,6 @@ class MLP : public Module {
   std::vector<std::unique_ptr<Linear>> linears_;
   std::vector<std::unique_ptr<ActivationLayer>> activations_;
   std::vector<std::unique_ptr<Dropout>> dropouts_;  // empty when dropout == 0
-
-  // accumulate_into: add the input gradient there instead of returning a new tensor.
-  Tensor backward_impl(const Tensor& dL_dout, const MLPCtx& ctx, Tensor* accumulate_into);
 };
 
 }  // namespace nn

@@ -244,10 +244,10 @@ TEST(Linear, GroupedAndAccumulatingGradientCheck) {
     return testing::dot(Gout, out);
   };
   const Tensor prior = Tensor::randn({N, IN}, gen, Dtype::F64);
-  Tensor dx = prior.clone();  // accumulate_dx adds onto it
+  Tensor dx = prior.clone();  // dx_plus = dx itself: accumulates onto it
   Tensor dw = Tensor::zeros({OUT, IN}, Dtype::F64);
   Tensor db = Tensor::zeros({OUT}, Dtype::F64);
-  linear_backward(dx, dw, db, Gout, x, w, /*accumulate_dx=*/true);
+  linear_backward(dx, dw, db, Gout, x, w, /*dx_plus=*/dx);
   Tensor dx_only = dx.clone();
   axpy(dx_only, -1.0, prior);
   EXPECT_TRUE(testing::gradient_matches(loss, x, dx_only));
@@ -291,14 +291,77 @@ TEST(Linear, ThroughReluIsTheGradientOfTheReluInput) {
   const Tensor x_relu = x.clone();
   Tensor dz = Tensor::randn({N, IN}, gen, Dtype::F64);  // overwritten (no accumulate)
   Tensor dw = Tensor::zeros({OUT, IN}, Dtype::F64), no_bias;
-  linear_backward(dz, dw, no_bias, G, x_relu, w, /*accumulate_dx=*/false, /*through_relu=*/true);
+  linear_backward(dz, dw, no_bias, G, x_relu, w, /*dx_plus=*/Tensor(), /*through_relu=*/true);
   EXPECT_TRUE(testing::gradient_matches(loss, z, dz));
-  // Accumulating onto old contents adds the same masked gradient.
-  Tensor acc = Tensor::full({N, IN}, 1.0, Dtype::F64);
-  linear_backward(acc, dw, no_bias, G, x_relu, w, /*accumulate_dx=*/true, /*through_relu=*/true);
-  axpy(acc, -1.0, Tensor::full({N, IN}, 1.0, Dtype::F64));
+  // dx_plus is added after the mask, into a separate output or onto dL_dx itself.
+  const Tensor ones = Tensor::full({N, IN}, 1.0, Dtype::F64);
+  Tensor sum = Tensor::empty({N, IN}, Dtype::F64);
+  linear_backward(sum, dw, no_bias, G, x_relu, w, /*dx_plus=*/ones, /*through_relu=*/true);
+  Tensor acc = ones.clone();
+  linear_backward(acc, dw, no_bias, G, x_relu, w, /*dx_plus=*/acc, /*through_relu=*/true);
+  EXPECT_TRUE(testing::bitwise_equal(acc, sum));
+  axpy(acc, -1.0, ones);
   EXPECT_TRUE(testing::all_close(acc, dz, 1e-14, 1e-12));
 }
+
+// Deferred weight gradients equal the immediate ones; input gradients are not deferred; a
+// nested scope queues into the outer one; a scope that is not run leaves the gradients alone.
+void check_deferred_weight_grads(Device dev) {
+  Generator gen(12);
+  struct Layer { Tensor x, w, dy, dw, db; int64_t groups; };
+  std::vector<Layer> layers;
+  for (int64_t i = 0; i < 5; ++i) {
+    const int64_t N = 40 + 31 * i, IN = 3 + 5 * i, OUT = 6 * (i + 1), G = i == 2 ? 3 : 1;
+    Layer l;
+    l.x = Tensor::randn({N, IN}, gen, Dtype::F64, dev);
+    l.w = Tensor::randn({OUT, IN}, gen, Dtype::F64, dev);
+    l.dy = G == 1 ? Tensor::randn({N, OUT}, gen, Dtype::F64, dev)
+                  : Tensor::randn({G, N, OUT / G}, gen, Dtype::F64, dev);
+    l.dw = Tensor::randn({OUT, IN}, gen, Dtype::F64, dev);
+    l.db = Tensor::randn({OUT}, gen, Dtype::F64, dev);
+    l.groups = G;
+    layers.push_back(l);
+  }
+  layers.push_back(layers[1]);  // the same gradient tensors twice: added twice, in order
+  std::vector<Tensor> want_w, want_b, want_dx;
+  for (size_t i = 0; i < layers.size(); ++i) {
+    Tensor dw = i + 1 < layers.size() ? layers[i].dw.clone() : want_w[1];
+    Tensor db = i + 1 < layers.size() ? layers[i].db.clone() : want_b[1];
+    Tensor dx = Tensor::empty(layers[i].x.shape(), Dtype::F64, dev);
+    linear_backward(dx, dw, db, layers[i].dy, layers[i].x, layers[i].w);
+    if (i + 1 < layers.size()) {
+      want_w.push_back(dw);
+      want_b.push_back(db);
+    }
+    want_dx.push_back(dx);
+  }
+  {
+    DeferredWeightGrads deferred;
+    for (size_t i = 0; i < layers.size(); ++i) {
+      DeferredWeightGrads nested;  // queues into `deferred`; its run() does nothing
+      Tensor dx = Tensor::empty(layers[i].x.shape(), Dtype::F64, dev);
+      linear_backward(dx, layers[i].dw, layers[i].db, layers[i].dy, layers[i].x, layers[i].w);
+      nested.run();
+      EXPECT_TRUE(testing::all_close(dx, want_dx[i], 1e-12, 1e-12)) << "layer " << i;
+    }
+    EXPECT_FALSE(testing::all_close(layers[0].dw, want_w[0], 1e-12, 1e-12)) << "not yet run";
+    deferred.run();
+  }
+  for (size_t i = 0; i + 1 < layers.size(); ++i) {
+    EXPECT_TRUE(testing::all_close(layers[i].dw, want_w[i], 1e-11, 1e-11)) << "layer " << i;
+    EXPECT_TRUE(testing::all_close(layers[i].db, want_b[i], 1e-11, 1e-11)) << "layer " << i;
+  }
+  // A scope destroyed without run() drops its work.
+  const Tensor before = layers[0].dw.clone();
+  {
+    DeferredWeightGrads dropped;
+    Tensor dx = Tensor::empty(layers[0].x.shape(), Dtype::F64, dev);
+    linear_backward(dx, layers[0].dw, layers[0].db, layers[0].dy, layers[0].x, layers[0].w);
+  }
+  EXPECT_TRUE(testing::bitwise_equal(layers[0].dw, before));
+}
+
+TEST(Linear, DeferredWeightGradsMatchImmediate) { check_deferred_weight_grads(Device::cpu()); }
 
 TEST(Linear, ErrorsNameTheProblem) {
   Tensor x = Tensor::zeros({4, 63}), w = Tensor::zeros({32, 64}), out = Tensor::zeros({4, 32});
@@ -469,9 +532,9 @@ TEST(LinearCuda, FusedKernelsMatchCpu) {
       Tensor db = c.bias ? Tensor::randn({c.OUT}, gen, dtype) : Tensor();
       Tensor dx_g = dx.to(gpu), dw_g = dw.to(gpu), db_g = db.defined() ? db.to(gpu) : Tensor();
       const bool accumulate = c.N % 2 == 1, through_relu = c.N % 3 != 1;
-      linear_backward(dx, dw, db, g, x, w, accumulate, through_relu);
-      linear_backward(dx_g, dw_g, db_g, g.to(gpu), x.to(gpu), w.to(gpu), accumulate,
-                      through_relu);
+      linear_backward(dx, dw, db, g, x, w, accumulate ? dx : Tensor(), through_relu);
+      linear_backward(dx_g, dw_g, db_g, g.to(gpu), x.to(gpu), w.to(gpu),
+                      accumulate ? dx_g : Tensor(), through_relu);
       // dW and db sum N products of magnitude ~1.
       const double wtol = dtype == Dtype::F32 ? 1e-4 * (1.0 + std::sqrt(double(c.N))) : 1e-10;
       EXPECT_TRUE(testing::all_close(dx_g, dx, tol, tol)) << what;
@@ -479,6 +542,11 @@ TEST(LinearCuda, FusedKernelsMatchCpu) {
       if (c.bias) EXPECT_TRUE(testing::all_close(db_g, db, wtol, 1e-4)) << what;
     }
   }
+}
+
+TEST(LinearCuda, DeferredWeightGradsMatchImmediate) {
+  LAPIS_REQUIRE_CUDA_OR_SKIP();
+  check_deferred_weight_grads(Device::cuda());
 }
 
 // The fused weight gradient adds its slices' partials in a fixed order: bitwise repeatable.
