@@ -7,6 +7,7 @@
 #include "kernels/cuda/linear_cuda.h"
 #include "kernels/cuda/matmul_cuda.h"
 #include "kernels/elementwise.h"
+#include "kernels/launch_batch.h"
 
 namespace lapis {
 
@@ -183,6 +184,7 @@ void linear_forward(Tensor& out, const Tensor& x, const Tensor& weight, const Te
               "a grouped output [G, N, OUT / G] takes no residual and no relu (out ",
               out.describe(), ")");
   if (use_fused_linear(x, kFusedLinearMaxRows)) {
+    if (detail::queue_linear_forward({out, x, weight, bias, residual, relu, G})) return;
     LAPIS_CUDA_CALL(cuda::linear_forward_fused, out, x, weight, bias, residual, relu, G);
     return;
   }
@@ -226,8 +228,10 @@ void linear_backward(Tensor& dL_dx, Tensor& dL_dweight, Tensor& dL_dbias, const 
   // dL_dx [N, IN] = (sum over groups of dL_dout_g [N, OG] @ weight_g [OG, IN]) * relu mask
   // + dx_plus.
   if (dL_dx.defined() && use_fused_linear(x, kFusedLinearMaxRows)) {
-    LAPIS_CUDA_CALL(cuda::input_grad_fused, dL_dx, dL_dout, weight,
-                    through_relu ? x : Tensor(), dx_plus, G);
+    const Tensor mask = through_relu ? x : Tensor();
+    if (!detail::queue_input_grad({dL_dx, dL_dout, weight, mask, dx_plus, G})) {
+      LAPIS_CUDA_CALL(cuda::input_grad_fused, dL_dx, dL_dout, weight, mask, dx_plus, G);
+    }
   } else if (dL_dx.defined()) {
     // Composed path: the product goes to a temporary when a mask or dx_plus enter.
     const bool direct = !through_relu && !dx_plus.defined();

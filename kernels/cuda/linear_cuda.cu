@@ -27,17 +27,48 @@ namespace {
 // layout with one group.
 constexpr int kGemmRows = 32, kGemmCols = 64, kChunk = 32;
 
+// One product of the kernel below (pointers may be null where the term is absent).
+template <typename T>
+struct GemmJob {
+  T* out;
+  const T* a;
+  const T* w;
+  const T* bias;
+  const T* mask;
+  const T* residual;  // may equal out
+  int64_t N;
+  int K, M, a_group_cols, out_group_cols, row_tiles;
+  bool relu;
+};
+
+// Up to kMaxGemmJobs independent products in one launch, passed by value (no table upload): job
+// k owns blocks [block_begin[k], block_begin[k + 1]) of the 1-D grid, row tile fastest.
+constexpr int kMaxGemmJobs = 4;
+template <typename T>
+struct GemmJobs {
+  GemmJob<T> job[kMaxGemmJobs];
+  int block_begin[kMaxGemmJobs + 1];
+  int count;
+};
+
 template <typename T, bool kTransW>
-__global__ void __launch_bounds__(256)
-    small_gemm_kernel(T* out, const T* __restrict__ a, const T* __restrict__ w,
-                      const T* __restrict__ bias, const T* __restrict__ mask, const T* residual,
-                      int64_t N, int K, int M, int a_group_cols, int out_group_cols, bool relu) {
+__device__ void small_gemm_tile(const GemmJob<T>& job, int row_tile, int col_tile) {
   __shared__ T as[kGemmRows][kChunk + 1];
   __shared__ T bs[kGemmCols][kChunk + 1];  // bs[c][k] = B[k0 + k][c0 + c]
   constexpr int kALoads = kGemmRows * kChunk / 256, kBLoads = kGemmCols * kChunk / 256;
+  T* out = job.out;
+  const T* __restrict__ a = job.a;
+  const T* __restrict__ w = job.w;
+  const T* __restrict__ bias = job.bias;
+  const T* __restrict__ mask = job.mask;
+  const T* residual = job.residual;
+  const int64_t N = job.N;
+  const int K = job.K, M = job.M, a_group_cols = job.a_group_cols;
+  const int out_group_cols = job.out_group_cols;
+  const bool relu = job.relu;
   const int tx = threadIdx.x, ty = threadIdx.y, tid = ty * 16 + tx;
-  const int64_t r0 = static_cast<int64_t>(blockIdx.x) * kGemmRows;
-  const int c0 = blockIdx.y * kGemmCols;
+  const int64_t r0 = static_cast<int64_t>(row_tile) * kGemmRows;
+  const int c0 = col_tile * kGemmCols;
   // A chunk never straddles a group when the group width is a multiple of the chunk (the usual
   // case, C = 64): one division per chunk instead of one per element.
   const bool chunk_in_one_group = a_group_cols % kChunk == 0;
@@ -146,17 +177,50 @@ __global__ void __launch_bounds__(256)
 }
 
 template <typename T, bool kTransW>
-void launch_small_gemm(T* out, const T* a, const T* w, const T* bias, const T* mask,
-                       const T* residual, int64_t N, int64_t K, int64_t M, int64_t a_group_cols,
-                       int64_t out_group_cols, bool relu) {
-  const dim3 block(16, 16);
-  const dim3 grid(static_cast<unsigned>((N + kGemmRows - 1) / kGemmRows),
-                  static_cast<unsigned>((M + kGemmCols - 1) / kGemmCols));
-  LAPIS_CHECK(grid.y <= 65535, "linear", "too many output columns for the fused kernel: ", M);
-  small_gemm_kernel<T, kTransW><<<grid, block, 0, stream()>>>(
-      out, a, w, bias, mask, residual, N, static_cast<int>(K), static_cast<int>(M),
-      static_cast<int>(a_group_cols), static_cast<int>(out_group_cols), relu);
-  LAPIS_CUDA_CHECK(cudaGetLastError());
+__global__ void __launch_bounds__(256) small_gemm_kernel(const GemmJobs<T> jobs) {
+  const int b = blockIdx.x;
+  // Constant indices keep the jobs in the parameter space (a dynamic index would copy them to
+  // local memory).
+  int k = 0;
+#pragma unroll
+  for (int q = 1; q < kMaxGemmJobs; ++q) k += (q < jobs.count && b >= jobs.block_begin[q]) ? 1 : 0;
+  GemmJob<T> job = jobs.job[0];
+#pragma unroll
+  for (int q = 1; q < kMaxGemmJobs; ++q) {
+    if (k == q) job = jobs.job[q];
+  }
+  const int local = b - jobs.block_begin[k];
+  small_gemm_tile<T, kTransW>(job, local % job.row_tiles, local / job.row_tiles);
+}
+
+// Launches the non-empty jobs, kMaxGemmJobs per launch.
+template <typename T, bool kTransW>
+void launch_small_gemms(std::vector<GemmJob<T>> jobs) {
+  GemmJobs<T> pack{};
+  int blocks = 0;
+  auto flush = [&] {
+    if (pack.count == 0) return;
+    pack.block_begin[pack.count] = blocks;
+    small_gemm_kernel<T, kTransW><<<static_cast<unsigned>(blocks), dim3(16, 16), 0, stream()>>>(pack);
+    LAPIS_CUDA_CHECK(cudaGetLastError());
+    pack = GemmJobs<T>{};
+    blocks = 0;
+  };
+  for (GemmJob<T>& job : jobs) {
+    if (job.N == 0 || job.M == 0) continue;
+    const int64_t row_tiles = (job.N + kGemmRows - 1) / kGemmRows;
+    const int64_t col_tiles = (job.M + kGemmCols - 1) / kGemmCols;
+    LAPIS_CHECK(row_tiles * col_tiles < (int64_t{1} << 30), "linear",
+                "too many tiles for the fused kernel: N ", job.N, ", columns ", job.M);
+    job.row_tiles = static_cast<int>(row_tiles);
+    const int job_blocks = static_cast<int>(row_tiles * col_tiles);
+    if (pack.count == kMaxGemmJobs || blocks > (1 << 30) - job_blocks) flush();
+    pack.job[pack.count] = job;
+    pack.block_begin[pack.count] = blocks;
+    ++pack.count;
+    blocks += job_blocks;
+  }
+  flush();
 }
 
 // ---- weight and bias gradients: dW_g += dY_g^T X, db_g += column sums of dY_g ----
@@ -331,30 +395,81 @@ void check_int_range(const char* op, int64_t rows, int64_t in, int64_t out) {
 
 void linear_forward_fused(Tensor& out, const Tensor& x, const Tensor& weight, const Tensor& bias,
                           const Tensor& residual, bool relu, int64_t groups) {
-  const int64_t N = x.size(0), IN = x.size(1), OUT = weight.size(0);
-  if (N == 0 || OUT == 0) return;
-  check_int_range("linear_forward", N, IN, OUT);
-  LAPIS_DISPATCH_FLOAT(x.dtype(), "linear_forward", [&] {
-    launch_small_gemm<scalar_t, false>(
-        out.data<scalar_t>(), x.data<scalar_t>(), weight.data<scalar_t>(),
-        bias.defined() ? bias.data<scalar_t>() : nullptr, nullptr,
-        residual.defined() ? residual.data<scalar_t>() : nullptr, N, IN, OUT,
-        IN == 0 ? 1 : IN, OUT / groups, relu);
-  });
+  linear_forward_fused_batch({LinearForwardCall{out, x, weight, bias, residual, relu, groups}});
 }
 
 void input_grad_fused(Tensor& dL_dx, const Tensor& dL_dout, const Tensor& weight,
                       const Tensor& relu_mask, const Tensor& plus, int64_t groups) {
-  const int64_t N = dL_dx.size(0), IN = dL_dx.size(1), OUT = weight.size(0);
-  if (N == 0 || IN == 0) return;
-  check_int_range("linear_backward", N, IN, OUT);
-  LAPIS_DISPATCH_FLOAT(dL_dx.dtype(), "linear_backward", [&] {
-    scalar_t* dx = dL_dx.data<scalar_t>();
-    launch_small_gemm<scalar_t, true>(
-        dx, OUT == 0 ? nullptr : dL_dout.data<scalar_t>(), OUT == 0 ? nullptr : weight.data<scalar_t>(),
-        nullptr, relu_mask.defined() ? relu_mask.data<scalar_t>() : nullptr,
-        plus.defined() ? plus.data<scalar_t>() : nullptr, N, OUT, IN,
-        OUT == 0 ? 1 : OUT / groups, IN, false);
+  input_grad_fused_batch({InputGradCall{dL_dx, dL_dout, weight, relu_mask, plus, groups}});
+}
+
+namespace {
+
+template <typename T>
+const T* ptr_or_null(const Tensor& t) {
+  return t.defined() && t.numel() > 0 ? t.data<T>() : nullptr;
+}
+
+Dtype batch_dtype(const char* op, const std::vector<Dtype>& dtypes) {
+  for (Dtype d : dtypes) {
+    LAPIS_CHECK(d == dtypes.front(), op, "one fused batch holds one dtype, got ",
+                dtype_name(dtypes.front()), " and ", dtype_name(d));
+  }
+  return dtypes.front();
+}
+
+}  // namespace
+
+void linear_forward_fused_batch(const std::vector<LinearForwardCall>& calls) {
+  if (calls.empty()) return;
+  std::vector<Dtype> dtypes;
+  for (const LinearForwardCall& c : calls) dtypes.push_back(c.x.dtype());
+  LAPIS_DISPATCH_FLOAT(batch_dtype("linear_forward", dtypes), "linear_forward", [&] {
+    std::vector<GemmJob<scalar_t>> jobs;
+    for (const LinearForwardCall& c : calls) {
+      const int64_t N = c.x.size(0), IN = c.x.size(1), OUT = c.weight.size(0);
+      check_int_range("linear_forward", N, IN, OUT);
+      GemmJob<scalar_t> j{};
+      j.out = N * OUT > 0 ? c.out.data<scalar_t>() : nullptr;
+      j.a = ptr_or_null<scalar_t>(c.x);
+      j.w = ptr_or_null<scalar_t>(c.weight);
+      j.bias = ptr_or_null<scalar_t>(c.bias);
+      j.residual = ptr_or_null<scalar_t>(c.residual);
+      j.N = N;
+      j.K = static_cast<int>(IN);
+      j.M = static_cast<int>(OUT);
+      j.a_group_cols = IN == 0 ? 1 : static_cast<int>(IN);
+      j.out_group_cols = OUT == 0 ? 1 : static_cast<int>(OUT / c.groups);
+      j.relu = c.relu;
+      jobs.push_back(j);
+    }
+    launch_small_gemms<scalar_t, false>(std::move(jobs));
+  });
+}
+
+void input_grad_fused_batch(const std::vector<InputGradCall>& calls) {
+  if (calls.empty()) return;
+  std::vector<Dtype> dtypes;
+  for (const InputGradCall& c : calls) dtypes.push_back(c.dL_dx.dtype());
+  LAPIS_DISPATCH_FLOAT(batch_dtype("linear_backward", dtypes), "linear_backward", [&] {
+    std::vector<GemmJob<scalar_t>> jobs;
+    for (const InputGradCall& c : calls) {
+      const int64_t N = c.dL_dx.size(0), IN = c.dL_dx.size(1), OUT = c.weight.size(0);
+      check_int_range("linear_backward", N, IN, OUT);
+      GemmJob<scalar_t> j{};
+      j.out = N * IN > 0 ? c.dL_dx.data<scalar_t>() : nullptr;
+      j.a = ptr_or_null<scalar_t>(c.dL_dout);
+      j.w = ptr_or_null<scalar_t>(c.weight);
+      j.mask = ptr_or_null<scalar_t>(c.relu_mask);
+      j.residual = ptr_or_null<scalar_t>(c.plus);
+      j.N = N;
+      j.K = static_cast<int>(OUT);
+      j.M = static_cast<int>(IN);
+      j.a_group_cols = OUT == 0 ? 1 : static_cast<int>(OUT / c.groups);
+      j.out_group_cols = IN == 0 ? 1 : static_cast<int>(IN);
+      jobs.push_back(j);
+    }
+    launch_small_gemms<scalar_t, true>(std::move(jobs));
   });
 }
 

@@ -23,6 +23,20 @@ void linear_forward_fused(Tensor& out, const Tensor& x, const Tensor& weight, co
 void input_grad_fused(Tensor& dL_dx, const Tensor& dL_dout, const Tensor& weight,
                       const Tensor& relu_mask, const Tensor& plus, int64_t groups);
 
+// The same for several independent calls (none reads another's output), up to 4 per launch:
+// the blocks of all calls form one grid, so two small products cost about one launch.
+struct LinearForwardCall {
+  Tensor out, x, weight, bias, residual;
+  bool relu;
+  int64_t groups;
+};
+void linear_forward_fused_batch(const std::vector<LinearForwardCall>& calls);
+struct InputGradCall {
+  Tensor dL_dx, dL_dout, weight, relu_mask, plus;
+  int64_t groups;
+};
+void input_grad_fused_batch(const std::vector<InputGradCall>& calls);
+
 // dL_dweight [OUT, IN] += dL_dout^T @ x and dL_dbias [OUT] += column sums of dL_dout (when
 // defined) in one launch: row slices accumulate 32 x 32 output tiles in registers, and the last
 // slice block of each tile adds the slices' partials in slice order (deterministic).

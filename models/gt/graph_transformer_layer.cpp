@@ -1,6 +1,7 @@
 #include "models/gt/graph_transformer_layer.h"
 
 #include "kernels/elementwise.h"
+#include "kernels/launch_batch.h"
 #include "kernels/matmul.h"
 
 namespace lapis {
@@ -115,6 +116,28 @@ std::vector<nn::Dropout*> GraphTransformerLayer::dropouts() {
   return out;
 }
 
+namespace {
+// Runs f inside a LaunchBatch when `batched` (the independent node and edge products of one
+// step share launches), else directly.
+template <typename F>
+void run_batched(bool batched, F&& f) {
+  if (!batched) {
+    f();
+    return;
+  }
+  LaunchBatch batch;
+  f();
+  batch.run();
+}
+}  // namespace
+
+bool GraphTransformerLayer::branches_batchable() const {
+  // Each step of a batched pair must be exactly one product: no dropout launches in between,
+  // and the FFN's ReLU runs inside its products.
+  return options_.dropout == 0.0 && ffn_h_->single_op_layers() &&
+         (!ffn_e_ || ffn_e_->single_op_layers());
+}
+
 Tensor GraphTransformerLayer::forward(const Tensor& h, const Tensor& e, const CsrGraphView& graph,
                                       GraphTransformerLayerCtx& ctx, Tensor* e_out) {
   const int64_t N = graph.num_nodes, E = graph.num_edges, C = options_.channels;
@@ -123,41 +146,51 @@ Tensor GraphTransformerLayer::forward(const Tensor& h, const Tensor& e, const Cs
   if (options_.edge_features) {
     check_shape("GraphTransformerLayer::forward", "e", e, {E, C});
   }
-  ctx.edge_branch = options_.edge_features && e_out != nullptr;
+  const bool edge = options_.edge_features && e_out != nullptr;
+  const bool batched = branches_batchable();
+  ctx.edge_branch = edge;
   pack_qkv();
   Tensor qkv = Tensor::empty({3, N, C}, h.dtype(), h.device());
-  linear_forward(qkv, h, qkv_weight_, Tensor());
+  ctx.p = Tensor();
+  run_batched(batched, [&] {
+    linear_forward(qkv, h, qkv_weight_, Tensor());
+    if (options_.edge_features) ctx.p = e_->forward(e, ctx.e_ctx).reshape({E, H, D});
+  });
   ctx.h = h;
   ctx.q = qkv.slice(0, 1).reshape({N, H, D});
   ctx.k = qkv.slice(1, 2).reshape({N, H, D});
   ctx.v = qkv.slice(2, 3).reshape({N, H, D});
-  if (options_.edge_features) {
-    ctx.p = e_->forward(e, ctx.e_ctx).reshape({E, H, D});
-    // Without the edge branch the attention does not write its edge output.
-    ctx.edge_attn = ctx.edge_branch ? Tensor::empty({E, H, D}, h.dtype(), h.device()) : Tensor();
-  } else {
-    ctx.p = Tensor();
-    ctx.edge_attn = Tensor();
-  }
+  // Without the edge branch the attention does not write its edge output.
+  ctx.edge_attn = edge ? Tensor::empty({E, H, D}, h.dtype(), h.device()) : Tensor();
   ctx.attn = Tensor::empty({N, H, D}, h.dtype(), h.device());
   ctx.attention = make_graph_attention_context(N, E, H, h.dtype(), h.device());
   graph_attention_forward(ctx.attn, ctx.edge_attn, ctx.attention, graph, ctx.q, ctx.k, ctx.v,
                           ctx.p);
 
-  // Node path: h1 = Norm(h + O_h(dropout(attn))), h2 = Norm(h1 + FFN(h1)).
+  // h1 = Norm(h + O_h(dropout(attn))), h2 = Norm(h1 + FFN(h1)); the edge branch (e1, e2) the
+  // same, step by step next to the node branch.
   Tensor a = drop_h_->forward(ctx.attn.reshape({N, C}), ctx.drop_h);
-  Tensor h1 = o_h_->forward(a, ctx.o_h_ctx, /*residual=*/h);
+  Tensor t = edge ? drop_e_->forward(ctx.edge_attn.reshape({E, C}), ctx.drop_e) : Tensor();
+  Tensor h1, e1;
+  run_batched(batched, [&] {
+    h1 = o_h_->forward(a, ctx.o_h_ctx, /*residual=*/h);
+    if (edge) e1 = o_e_->forward(t, ctx.o_e_ctx, /*residual=*/e);
+  });
   h1 = norm1_h_->forward(h1, ctx.norm1_h);
-  Tensor h2 = ffn_h_->forward(h1, ctx.ffn_h, /*residual=*/h1);
-  h2 = norm2_h_->forward(h2, ctx.norm2_h);
-
-  if (ctx.edge_branch) {
-    Tensor t = drop_e_->forward(ctx.edge_attn.reshape({E, C}), ctx.drop_e);
-    Tensor e1 = o_e_->forward(t, ctx.o_e_ctx, /*residual=*/e);
-    e1 = norm1_e_->forward(e1, ctx.norm1_e);
-    Tensor e2 = ffn_e_->forward(e1, ctx.ffn_e, /*residual=*/e1);
-    *e_out = norm2_e_->forward(e2, ctx.norm2_e);
+  if (edge) e1 = norm1_e_->forward(e1, ctx.norm1_e);
+  ffn_h_->prepare_ctx(ctx.ffn_h);
+  if (edge) ffn_e_->prepare_ctx(ctx.ffn_e);
+  Tensor h2 = h1, e2 = e1;
+  const size_t ffn_layers = static_cast<size_t>(ffn_h_->num_layers());
+  for (size_t i = 0; i < ffn_layers; ++i) {
+    const bool last = i + 1 == ffn_layers;
+    run_batched(batched, [&] {
+      h2 = ffn_h_->forward_layer(i, h2, ctx.ffn_h, last ? h1 : Tensor());
+      if (edge) e2 = ffn_e_->forward_layer(i, e2, ctx.ffn_e, last ? e1 : Tensor());
+    });
   }
+  h2 = norm2_h_->forward(h2, ctx.norm2_h);
+  if (edge) *e_out = norm2_e_->forward(e2, ctx.norm2_e);
   return h2;
 }
 
@@ -167,33 +200,39 @@ Tensor GraphTransformerLayer::backward(const Tensor& dL_dh_out, const Tensor& dL
   const int64_t N = graph.num_nodes, E = graph.num_edges, C = options_.channels;
   const int64_t H = options_.heads, D = C / H;
   check_shape("GraphTransformerLayer::backward", "dL_dh_out", dL_dh_out, {N, C});
-
-  // Node path, reversed. The residual gradient flows to both branches of each sum.
-  // Each residual sum's second gradient term is added inside the product that forms the first
-  // (into a new tensor: the gradients that feed weight gradients stay intact, as
-  // DeferredWeightGrads needs).
-  Tensor g2 = norm2_h_->backward(dL_dh_out, ctx.norm2_h);            // d(h1 + FFN(h1))
-  Tensor dh1 = ffn_h_->backward(g2, ctx.ffn_h, /*plus=*/g2);
-  Tensor g1 = norm1_h_->backward(dh1, ctx.norm1_h);                  // d(h + O_h(a))
-  Tensor da = o_h_->backward(g1, ctx.o_h_ctx);
-  Tensor dattn = drop_h_->backward(da, ctx.drop_h).reshape({N, H, D});
-
-  Tensor dedge_attn, de_in, dp;
+  const bool edge = ctx.edge_branch;
+  const bool batched = branches_batchable();
   if (options_.edge_features) {
     LAPIS_CHECK(dL_de_in != nullptr, "GraphTransformerLayer::backward",
                 "the edge variant needs dL_de_in");
-    dp = Tensor::empty({E, H, D}, dL_dh_out.dtype(), dL_dh_out.device());
   }
-  if (ctx.edge_branch) {
-    check_shape("GraphTransformerLayer::backward", "dL_de_out", dL_de_out, {E, C});
-    Tensor ge2 = norm2_e_->backward(dL_de_out, ctx.norm2_e);
-    Tensor de1 = ffn_e_->backward(ge2, ctx.ffn_e, /*plus=*/ge2);
-    Tensor ge1 = norm1_e_->backward(de1, ctx.norm1_e);
-    Tensor dt = o_e_->backward(ge1, ctx.o_e_ctx);
-    dedge_attn = drop_e_->backward(dt, ctx.drop_e).reshape({E, H, D});
-    de_in = ge1;  // the residual branch's gradient, added to the E projection's below
-  }
+  if (edge) check_shape("GraphTransformerLayer::backward", "dL_de_out", dL_de_out, {E, C});
 
+  // Both paths reversed, step by step. The residual gradient flows to both branches of each
+  // sum; the second term is added inside the product that forms the first (into a new tensor:
+  // the gradients that feed weight gradients stay intact, as DeferredWeightGrads needs).
+  Tensor g2 = norm2_h_->backward(dL_dh_out, ctx.norm2_h);            // d(h1 + FFN(h1))
+  Tensor ge2 = edge ? norm2_e_->backward(dL_de_out, ctx.norm2_e) : Tensor();
+  Tensor dh1 = g2, de1 = ge2;
+  for (size_t i = static_cast<size_t>(ffn_h_->num_layers()); i-- > 0;) {
+    run_batched(batched, [&] {
+      dh1 = ffn_h_->backward_layer(i, dh1, ctx.ffn_h, /*plus=*/g2);
+      if (edge) de1 = ffn_e_->backward_layer(i, de1, ctx.ffn_e, /*plus=*/ge2);
+    });
+  }
+  Tensor g1 = norm1_h_->backward(dh1, ctx.norm1_h);                  // d(h + O_h(a))
+  Tensor ge1 = edge ? norm1_e_->backward(de1, ctx.norm1_e) : Tensor();
+  Tensor da, dt;
+  run_batched(batched, [&] {
+    da = o_h_->backward(g1, ctx.o_h_ctx);
+    if (edge) dt = o_e_->backward(ge1, ctx.o_e_ctx);
+  });
+  Tensor dattn = drop_h_->backward(da, ctx.drop_h).reshape({N, H, D});
+  Tensor dedge_attn = edge ? drop_e_->backward(dt, ctx.drop_e).reshape({E, H, D}) : Tensor();
+
+  Tensor dp = options_.edge_features
+                  ? Tensor::empty({E, H, D}, dL_dh_out.dtype(), dL_dh_out.device())
+                  : Tensor();
   Tensor dqkv = Tensor::empty({3, N, C}, dL_dh_out.dtype(), dL_dh_out.device());
   Tensor dq = dqkv.slice(0, 1).reshape({N, H, D});
   Tensor dk = dqkv.slice(1, 2).reshape({N, H, D});
@@ -203,11 +242,13 @@ Tensor GraphTransformerLayer::backward(const Tensor& dL_dh_out, const Tensor& dL
   pack_qkv();
   Tensor no_bias;
   Tensor dh_in = Tensor::empty({N, C}, dL_dh_out.dtype(), dL_dh_out.device());
-  linear_backward(dh_in, qkv_grad_, no_bias, dqkv, ctx.h, qkv_weight_, /*dx_plus=*/g1);
-  if (options_.edge_features) {
-    // Without the edge branch e reaches the output only through the attention (de_in undefined).
-    *dL_de_in = e_->backward(dp.reshape({E, C}), ctx.e_ctx, false, /*plus=*/de_in);
-  }
+  run_batched(batched, [&] {
+    linear_backward(dh_in, qkv_grad_, no_bias, dqkv, ctx.h, qkv_weight_, /*dx_plus=*/g1);
+    // Without the edge branch e reaches the output only through the attention (ge1 undefined).
+    if (options_.edge_features) {
+      *dL_de_in = e_->backward(dp.reshape({E, C}), ctx.e_ctx, false, /*plus=*/ge1);
+    }
+  });
   return dh_in;
 }
 

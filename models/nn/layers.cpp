@@ -218,47 +218,69 @@ MLP::MLP(std::vector<int64_t> dims, Activation act, double dropout, Generator& g
   }
 }
 
-Tensor MLP::forward(const Tensor& x, MLPCtx& ctx, const Tensor& residual) {
+void MLP::prepare_ctx(MLPCtx& ctx) const {
   const size_t n = linears_.size();
   ctx.linear.assign(n, LinearCtx());
   ctx.activation.assign(n - 1, ActivationCtx());
   ctx.dropout.assign(dropouts_.empty() ? 0 : n - 1, DropoutCtx());
+}
+
+Tensor MLP::forward_layer(size_t i, const Tensor& h, MLPCtx& ctx, const Tensor& residual) {
+  const size_t n = linears_.size();
+  LAPIS_CHECK(i < n && ctx.linear.size() == n, "MLP::forward_layer", "layer ", i, " of ", n,
+              " (ctx prepared for ", ctx.linear.size(), ")");
+  if (i + 1 == n) return linears_[i]->forward(h, ctx.linear[i], residual);
+  // ReLU runs in the Linear's epilogue. Its backward needs only the sign of the input, which
+  // the output has too (relu(x) > 0 exactly when x > 0), so ctx keeps the output.
+  const bool fused_relu = activations_[i]->activation() == Activation::ReLU;
+  Tensor out = linears_[i]->forward(h, ctx.linear[i], Tensor(), fused_relu);
+  if (fused_relu) {
+    ctx.activation[i].x = out;
+  } else {
+    out = activations_[i]->forward(out, ctx.activation[i]);
+  }
+  if (!dropouts_.empty()) out = dropouts_[i]->forward(out, ctx.dropout[i]);
+  return out;
+}
+
+Tensor MLP::forward(const Tensor& x, MLPCtx& ctx, const Tensor& residual) {
+  prepare_ctx(ctx);
   Tensor h = x;
-  for (size_t i = 0; i < n; ++i) {
-    // ReLU runs in the Linear's epilogue. Its backward needs only the sign of the input, which
-    // the output has too (relu(x) > 0 exactly when x > 0), so ctx keeps the output.
-    const bool fused_relu = i + 1 < n && activations_[i]->activation() == Activation::ReLU;
-    h = linears_[i]->forward(h, ctx.linear[i], i + 1 < n ? Tensor() : residual, fused_relu);
-    if (i + 1 < n) {
-      if (fused_relu) {
-        ctx.activation[i].x = h;
-      } else {
-        h = activations_[i]->forward(h, ctx.activation[i]);
-      }
-      if (!dropouts_.empty()) h = dropouts_[i]->forward(h, ctx.dropout[i]);
-    }
+  for (size_t i = 0; i < linears_.size(); ++i) {
+    h = forward_layer(i, h, ctx, i + 1 == linears_.size() ? residual : Tensor());
   }
   return h;
 }
 
-Tensor MLP::backward(const Tensor& dL_dout, const MLPCtx& ctx, const Tensor& plus) {
-  const size_t n = linears_.size();
-  LAPIS_CHECK(ctx.linear.size() == n, "MLP::backward", "ctx holds ", ctx.linear.size(),
-              " layers, the MLP has ", n, " (forward not run?)");
-  // Without dropout, a ReLU's backward folds into the product of the Linear after it (whose
-  // input is the ReLU's output, so its sign is the mask).
-  auto relu_folded = [&](size_t i) {
-    return dropouts_.empty() && activations_[i]->activation() == Activation::ReLU;
-  };
-  Tensor g = dL_dout;
-  for (size_t i = n; i-- > 0;) {
-    if (i + 1 < n && !relu_folded(i)) {
-      if (!dropouts_.empty()) g = dropouts_[i]->backward(g, ctx.dropout[i]);
-      g = activations_[i]->backward(g, ctx.activation[i]);
-    }
-    const bool through_relu = i > 0 && relu_folded(i - 1);
-    g = linears_[i]->backward(g, ctx.linear[i], through_relu, i == 0 ? plus : Tensor());
+// Without dropout, a ReLU's backward folds into the product of the Linear after it (whose input
+// is the ReLU's output, so its sign is the mask).
+bool MLP::relu_folded(size_t i) const {
+  return dropouts_.empty() && activations_[i]->activation() == Activation::ReLU;
+}
+
+bool MLP::single_op_layers() const {
+  for (size_t i = 0; i + 1 < linears_.size(); ++i) {
+    if (!relu_folded(i)) return false;
   }
+  return true;
+}
+
+Tensor MLP::backward_layer(size_t i, const Tensor& g_out, const MLPCtx& ctx, const Tensor& plus) {
+  const size_t n = linears_.size();
+  LAPIS_CHECK(i < n && ctx.linear.size() == n, "MLP::backward", "layer ", i, " of ", n,
+              ": ctx holds ", ctx.linear.size(), " layers (forward not run?)");
+  Tensor g = g_out;
+  if (i + 1 < n && !relu_folded(i)) {
+    if (!dropouts_.empty()) g = dropouts_[i]->backward(g, ctx.dropout[i]);
+    g = activations_[i]->backward(g, ctx.activation[i]);
+  }
+  const bool through_relu = i > 0 && relu_folded(i - 1);
+  return linears_[i]->backward(g, ctx.linear[i], through_relu, i == 0 ? plus : Tensor());
+}
+
+Tensor MLP::backward(const Tensor& dL_dout, const MLPCtx& ctx, const Tensor& plus) {
+  Tensor g = dL_dout;
+  for (size_t i = linears_.size(); i-- > 0;) g = backward_layer(i, g, ctx, plus);
   return g;
 }
 

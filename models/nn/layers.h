@@ -185,6 +185,16 @@ class MLP : public Module {
   // Returns dL/dx, plus `plus` [N, in] when given (the residual block x + MLP(x) passes its
   // output gradient here), added inside the first layer's product.
   Tensor backward(const Tensor& dL_dout, const MLPCtx& ctx, const Tensor& plus = Tensor());
+  // The same, one Linear at a time (to interleave two MLPs' steps): prepare_ctx, then
+  // forward_layer(i) for i = 0 .. n-1 (the Linear, then for hidden layers the activation and
+  // dropout; residual only on the last), and backward_layer(i) for i = n-1 .. 0 (plus only on
+  // i == 0). With ReLU and no dropout each step is exactly one linear_forward / linear_backward
+  // call (the activation runs in the product).
+  void prepare_ctx(MLPCtx& ctx) const;
+  Tensor forward_layer(size_t i, const Tensor& h, MLPCtx& ctx, const Tensor& residual);
+  Tensor backward_layer(size_t i, const Tensor& g, const MLPCtx& ctx, const Tensor& plus);
+  // Whether each step is exactly one linear call (see above).
+  bool single_op_layers() const;
   int64_t num_layers() const { return static_cast<int64_t>(linears_.size()); }
   Linear& layer(int64_t i) { return *linears_.at(static_cast<size_t>(i)); }
   // The Dropout after hidden layer i, or nullptr when the MLP has no dropout.
@@ -197,6 +207,8 @@ class MLP : public Module {
   std::vector<std::unique_ptr<Linear>> linears_;
   std::vector<std::unique_ptr<ActivationLayer>> activations_;
   std::vector<std::unique_ptr<Dropout>> dropouts_;  // empty when dropout == 0
+
+  bool relu_folded(size_t i) const;  // hidden activation i's backward runs in layer i + 1's
 };
 
 }  // namespace nn

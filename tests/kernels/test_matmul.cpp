@@ -8,6 +8,7 @@
 #include "core/cuda_api.h"
 #include "core/tensor.h"
 #include "kernels/elementwise.h"
+#include "kernels/launch_batch.h"
 #include "kernels/matmul.h"
 #include "tests/common/test_util.h"
 
@@ -547,6 +548,69 @@ TEST(LinearCuda, FusedKernelsMatchCpu) {
 TEST(LinearCuda, DeferredWeightGradsMatchImmediate) {
   LAPIS_REQUIRE_CUDA_OR_SKIP();
   check_deferred_weight_grads(Device::cuda());
+}
+
+// Independent linear calls queued in a LaunchBatch (several per launch) give the same bits as
+// separate launches, and nothing is written before run().
+TEST(LinearCuda, LaunchBatchMatchesSeparateLaunches) {
+  LAPIS_REQUIRE_CUDA_OR_SKIP();
+  const Device gpu = Device::cuda();
+  Generator gen(80);
+  struct Fwd { Tensor x, w, b, r; bool relu; int64_t groups; Shape out; };
+  std::vector<Fwd> fwd = {
+      {Tensor::randn({3001, 64}, gen).to(gpu), Tensor::randn({64, 64}, gen).to(gpu),
+       Tensor::randn({64}, gen).to(gpu), Tensor::randn({3001, 64}, gen).to(gpu), false, 1, {3001, 64}},
+      {Tensor::randn({6403, 64}, gen).to(gpu), Tensor::randn({128, 64}, gen).to(gpu),
+       Tensor::randn({128}, gen).to(gpu), Tensor(), true, 1, {6403, 128}},
+      {Tensor::randn({33, 64}, gen).to(gpu), Tensor::randn({192, 64}, gen).to(gpu), Tensor(),
+       Tensor(), false, 3, {3, 33, 64}},
+      {Tensor::randn({7, 5}, gen).to(gpu), Tensor::randn({3, 5}, gen).to(gpu), Tensor(), Tensor(),
+       true, 1, {7, 3}},
+      {Tensor::randn({0, 8}, gen).to(gpu), Tensor::randn({8, 8}, gen).to(gpu), Tensor(), Tensor(),
+       false, 1, {0, 8}},
+      {Tensor::randn({300, 33}, gen).to(gpu), Tensor::randn({65, 33}, gen).to(gpu),
+       Tensor::randn({65}, gen).to(gpu), Tensor::randn({300, 65}, gen).to(gpu), false, 1, {300, 65}}};
+  std::vector<Tensor> want, got;
+  for (const Fwd& f : fwd) {
+    want.push_back(Tensor::empty(f.out, Dtype::F32, gpu));
+    linear_forward(want.back(), f.x, f.w, f.b, f.r, f.relu);
+    got.push_back(Tensor::full(f.out, -7.0, Dtype::F32, gpu));
+  }
+  {
+    LaunchBatch batch;
+    for (size_t i = 0; i < fwd.size(); ++i) {
+      linear_forward(got[i], fwd[i].x, fwd[i].w, fwd[i].b, fwd[i].r, fwd[i].relu);
+    }
+    if (got[0].numel() > 0) EXPECT_EQ(got[0].to_vector<float>()[0], -7.0f) << "ran before run()";
+    batch.run();
+  }
+  for (size_t i = 0; i < fwd.size(); ++i) EXPECT_TRUE(testing::bitwise_equal(got[i], want[i])) << i;
+
+  // Input gradients: through a ReLU, with a residual gradient, grouped; all in one batch (and an
+  // inner batch, which is inactive and queues into the outer one).
+  std::vector<Tensor> gs, pluses, dx_want, dx_got;
+  Tensor no_bias;
+  for (size_t i = 0; i < fwd.size(); ++i) {
+    gs.push_back(Tensor::randn(fwd[i].out, gen).to(gpu));
+    pluses.push_back(i % 2 == 0 ? Tensor::randn(fwd[i].x.shape(), gen).to(gpu) : Tensor());
+    Tensor dw = Tensor::zeros(fwd[i].w.shape(), Dtype::F32, gpu);
+    dx_want.push_back(Tensor::empty(fwd[i].x.shape(), Dtype::F32, gpu));
+    linear_backward(dx_want.back(), dw, no_bias, gs[i], fwd[i].x, fwd[i].w, pluses[i], i % 3 == 1);
+    dx_got.push_back(Tensor::empty(fwd[i].x.shape(), Dtype::F32, gpu));
+  }
+  {
+    LaunchBatch batch;
+    for (size_t i = 0; i < fwd.size(); ++i) {
+      LaunchBatch inner;
+      Tensor dw = Tensor::zeros(fwd[i].w.shape(), Dtype::F32, gpu);
+      linear_backward(dx_got[i], dw, no_bias, gs[i], fwd[i].x, fwd[i].w, pluses[i], i % 3 == 1);
+      inner.run();
+    }
+    batch.run();
+  }
+  for (size_t i = 0; i < fwd.size(); ++i) {
+    EXPECT_TRUE(testing::bitwise_equal(dx_got[i], dx_want[i])) << i;
+  }
 }
 
 // The fused weight gradient adds its slices' partials in a fixed order: bitwise repeatable.
