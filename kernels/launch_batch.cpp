@@ -11,9 +11,13 @@ struct BatchQueue {
   bool active = false;
   std::vector<cuda::LinearForwardCall> linear_forward;
   std::vector<cuda::InputGradCall> input_grad;
+  std::vector<cuda::BatchNormForwardCall> bn_forward;
+  std::vector<cuda::BatchNormBackwardCall> bn_backward;
   void clear() {
     linear_forward.clear();
     input_grad.clear();
+    bn_forward.clear();
+    bn_backward.clear();
   }
 };
 thread_local BatchQueue t_batch;
@@ -33,6 +37,8 @@ void launch_by_dtype(std::vector<Call>& calls, Dtype (*dtype_of_call)(const Call
 
 Dtype forward_dtype(const cuda::LinearForwardCall& c) { return c.x.dtype(); }
 Dtype input_grad_dtype(const cuda::InputGradCall& c) { return c.dL_dx.dtype(); }
+Dtype bn_forward_dtype(const cuda::BatchNormForwardCall& c) { return c.x.dtype(); }
+Dtype bn_backward_dtype(const cuda::BatchNormBackwardCall& c) { return c.x.dtype(); }
 
 }  // namespace
 
@@ -55,14 +61,26 @@ void LaunchBatch::run() {
   t_batch.active = false;
   std::vector<cuda::LinearForwardCall> forward;
   std::vector<cuda::InputGradCall> input_grad;
+  std::vector<cuda::BatchNormForwardCall> bn_forward;
+  std::vector<cuda::BatchNormBackwardCall> bn_backward;
   forward.swap(t_batch.linear_forward);
   input_grad.swap(t_batch.input_grad);
+  bn_forward.swap(t_batch.bn_forward);
+  bn_backward.swap(t_batch.bn_backward);
   launch_by_dtype(forward, forward_dtype, [](const std::vector<cuda::LinearForwardCall>& c) {
     LAPIS_CUDA_CALL(cuda::linear_forward_fused_batch, c);
   });
   launch_by_dtype(input_grad, input_grad_dtype, [](const std::vector<cuda::InputGradCall>& c) {
     LAPIS_CUDA_CALL(cuda::input_grad_fused_batch, c);
   });
+  launch_by_dtype(bn_forward, bn_forward_dtype,
+                  [](const std::vector<cuda::BatchNormForwardCall>& c) {
+                    LAPIS_CUDA_CALL(cuda::batchnorm_forward_train_batch, c);
+                  });
+  launch_by_dtype(bn_backward, bn_backward_dtype,
+                  [](const std::vector<cuda::BatchNormBackwardCall>& c) {
+                    LAPIS_CUDA_CALL(cuda::batchnorm_backward_train_batch, c);
+                  });
 }
 
 namespace detail {
@@ -76,6 +94,18 @@ bool queue_linear_forward(const cuda::LinearForwardCall& call) {
 bool queue_input_grad(const cuda::InputGradCall& call) {
   if (!t_batch.active) return false;
   t_batch.input_grad.push_back(call);
+  return true;
+}
+
+bool queue_batchnorm_forward(const cuda::BatchNormForwardCall& call) {
+  if (!t_batch.active) return false;
+  t_batch.bn_forward.push_back(call);
+  return true;
+}
+
+bool queue_batchnorm_backward(const cuda::BatchNormBackwardCall& call) {
+  if (!t_batch.active) return false;
+  t_batch.bn_backward.push_back(call);
   return true;
 }
 

@@ -3,6 +3,7 @@
 #include "core/cuda_api.h"
 #include "kernels/cpu/norm_cpu.h"
 #include "kernels/cuda/norm_cuda.h"
+#include "kernels/launch_batch.h"
 
 namespace lapis {
 
@@ -53,6 +54,10 @@ void batchnorm_forward_train(Tensor& out, BatchNormCache& cache, Tensor& running
                                    momentum, eps);
       break;
     case DeviceType::CUDA:
+      if (detail::queue_batchnorm_forward(
+              {out, cache, running_mean, running_var, x, weight, bias, momentum, eps})) {
+        break;
+      }
       LAPIS_CUDA_CALL(cuda::batchnorm_forward_train, out, cache, running_mean, running_var, x,
                       weight, bias, momentum, eps);
       break;
@@ -108,6 +113,10 @@ void batchnorm_backward(Tensor& dL_dx, Tensor& dL_dweight, Tensor& dL_dbias,
       cpu::batchnorm_backward(dL_dx, dL_dweight, dL_dbias, dL_dout, x, weight, cache);
       break;
     case DeviceType::CUDA:
+      if (cache.training && detail::queue_batchnorm_backward(
+                                {dL_dx, dL_dweight, dL_dbias, dL_dout, x, weight, cache})) {
+        break;
+      }
       LAPIS_CUDA_CALL(cuda::batchnorm_backward, dL_dx, dL_dweight, dL_dbias, dL_dout, x, weight,
                       cache);
       break;

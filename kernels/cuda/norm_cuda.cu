@@ -367,50 +367,107 @@ __global__ void batchnorm_stats_kernel(T* __restrict__ mean_out, T* __restrict__
   store_batch_stats(total, n, c, mean_out, rstd_out, running_mean, running_var, momentum, eps);
 }
 
-// The whole training forward in one cooperative launch (grid (ceil(C/32), S), block (32, 8), all
-// blocks resident): each block stores its slice's (mean, M2), the grid synchronises, every block
-// merges the S slices of its channels in the same order as batchnorm_stats_kernel (so mean and
-// rstd are the same bits), the blocks of slice 0 store the statistics, and each block normalises
-// its own rows with the same expression as batchnorm_normalize_kernel.
+// One BatchNorm of a cooperative launch (several independent ones may share the launch: the
+// grid-wide sync serves them all). Its blocks are (tile, slice) = (local % tiles, local / tiles)
+// of the range [block_begin[k], block_begin[k + 1]) of the 1-D grid.
 template <typename T>
-__global__ void batchnorm_forward_coop_kernel(T* __restrict__ out, T* __restrict__ mean_out,
-                                              T* __restrict__ rstd_out,
-                                              T* __restrict__ running_mean,
-                                              T* __restrict__ running_var, T* __restrict__ pmean,
-                                              T* __restrict__ pm2, const T* __restrict__ x,
-                                              const T* __restrict__ w, const T* __restrict__ b,
-                                              int64_t n, int64_t c_count, int64_t slice_rows,
-                                              T momentum, T eps) {
-  __shared__ T tile[kRows][kTile + 1];
+struct BnForwardJob {
+  T* out;
+  T* mean_out;
+  T* rstd_out;
+  T* running_mean;
+  T* running_var;
+  T* pmean;  // [S, C] slice statistics
+  T* pm2;
+  const T* x;
+  const T* w;
+  const T* b;
+  int64_t n, c_count, slice_rows;
+  T momentum, eps;
+  int tiles, slices;
+};
+template <typename T>
+struct BnBackwardJob {
+  T* dx;
+  T* dw;
+  T* db;  // may be null
+  T* pa;  // [S, C] slice sums of g and g * xhat
+  T* pb;
+  const T* g;
+  const T* x;
+  const T* w;
+  const T* mean;
+  const T* rstd;
+  int64_t n, c_count, slice_rows;
+  int tiles, slices;
+};
+constexpr int kMaxBnJobs = 4;
+template <typename Job>
+struct BnJobs {
+  Job job[kMaxBnJobs];
+  int block_begin[kMaxBnJobs + 1];
+  int count;
+};
+
+// This block's job (selected with constant indices: the jobs stay in the parameter space) and
+// its (tile, slice).
+template <typename Job>
+__device__ Job select_bn_job(const BnJobs<Job>& jobs, int& tile, int& slice) {
+  const int b = blockIdx.x;
+  int k = 0;
+#pragma unroll
+  for (int q = 1; q < kMaxBnJobs; ++q) k += (q < jobs.count && b >= jobs.block_begin[q]) ? 1 : 0;
+  Job job = jobs.job[0];
+#pragma unroll
+  for (int q = 1; q < kMaxBnJobs; ++q) {
+    if (k == q) job = jobs.job[q];
+  }
+  const int local = b - jobs.block_begin[k];
+  tile = local % job.tiles;
+  slice = local / job.tiles;
+  return job;
+}
+
+// The whole training forward in one cooperative launch (block (32, 8), all blocks resident):
+// each block stores its slice's (mean, M2), the grid synchronises, every block merges the S
+// slices of its channels in the same order as batchnorm_stats_kernel (so mean and rstd are the
+// same bits), the blocks of slice 0 store the statistics, and each block normalises its own rows
+// with the same expression as batchnorm_normalize_kernel.
+template <typename T>
+__global__ void batchnorm_forward_coop_kernel(const BnJobs<BnForwardJob<T>> jobs) {
+  __shared__ T tile_sums[kRows][kTile + 1];
   __shared__ T chunk_mean[kTile];
   __shared__ T stat_mean[kTile], stat_rstd[kTile];
-  const int64_t c = static_cast<int64_t>(blockIdx.x) * kTile + threadIdx.x;
+  int tile = 0, slice = 0;
+  const BnForwardJob<T> j = select_bn_job(jobs, tile, slice);
+  const int64_t n = j.n, c_count = j.c_count;
+  const int64_t c = static_cast<int64_t>(tile) * kTile + threadIdx.x;
   const bool active = c < c_count;
-  const int64_t r0 = static_cast<int64_t>(blockIdx.y) * slice_rows;
-  const int64_t r1 = r0 + slice_rows < n ? r0 + slice_rows : n;
-  const MeanM2<T> slice = slice_mean_m2(x, c_count, c, active, r0, r1, tile, chunk_mean);
+  const int64_t r0 = static_cast<int64_t>(slice) * j.slice_rows;
+  const int64_t r1 = r0 + j.slice_rows < n ? r0 + j.slice_rows : n;
+  const MeanM2<T> part = slice_mean_m2(j.x, c_count, c, active, r0, r1, tile_sums, chunk_mean);
   if (threadIdx.y == 0 && active) {
-    pmean[static_cast<int64_t>(blockIdx.y) * c_count + c] = slice.mean;
-    pm2[static_cast<int64_t>(blockIdx.y) * c_count + c] = slice.m2;
+    j.pmean[static_cast<int64_t>(slice) * c_count + c] = part.mean;
+    j.pm2[static_cast<int64_t>(slice) * c_count + c] = part.m2;
   }
   cooperative_groups::this_grid().sync();
-  MeanM2<T> total = merge_slices(pmean, pm2, gridDim.y, n, c_count, c, active, slice_rows);
-  if (gridDim.y == 1) total = slice;  // as batchnorm_stats_kernel: no merge of one slice
+  MeanM2<T> total = merge_slices(j.pmean, j.pm2, j.slices, n, c_count, c, active, j.slice_rows);
+  if (j.slices == 1) total = part;  // as batchnorm_stats_kernel: no merge of one slice
   if (threadIdx.y == 0) {
     stat_mean[threadIdx.x] = total.mean;
-    stat_rstd[threadIdx.x] = T(1) / sqrt(total.m2 / static_cast<T>(n) + eps);
-    if (blockIdx.y == 0 && active) {
-      store_batch_stats(total, n, c, mean_out, rstd_out, running_mean, running_var, momentum,
-                        eps);
+    stat_rstd[threadIdx.x] = T(1) / sqrt(total.m2 / static_cast<T>(n) + j.eps);
+    if (slice == 0 && active) {
+      store_batch_stats(total, n, c, j.mean_out, j.rstd_out, j.running_mean, j.running_var,
+                        j.momentum, j.eps);
     }
   }
   __syncthreads();
   if (!active) return;
   const T mean = stat_mean[threadIdx.x], rstd = stat_rstd[threadIdx.x];
-  const T wc = w[c], bc = b[c];
+  const T wc = j.w[c], bc = j.b[c];
   for (int64_t r = r0 + threadIdx.y; r < r1; r += kRows) {
     const int64_t i = r * c_count + c;
-    out[i] = (x[i] - mean) * rstd * wc + bc;
+    j.out[i] = (j.x[i] - mean) * rstd * wc + bc;
   }
 }
 
@@ -445,27 +502,24 @@ __global__ void batchnorm_normalize_kernel(T* __restrict__ out, T* cache_mean, T
   }
 }
 
-// The whole training backward in one cooperative launch (grid (ceil(C/32), S), block (32, 8),
-// all blocks resident): the column sums of g and g * xhat as column_grad_kernel (same partition
-// and order, so the same bits), a grid-wide sync instead of the last-block election, every block
-// adding the S partials of its channels, the blocks of slice 0 adding dw and db, and each block
-// writing dx for its own rows with batchnorm_backward_input_kernel's expression.
+// The whole training backward in one cooperative launch (block (32, 8), all blocks resident):
+// the column sums of g and g * xhat as column_grad_kernel (same partition and order, so the same
+// bits), a grid-wide sync instead of the last-block election, every block adding the S partials
+// of its channels, the blocks of slice 0 adding dw and db, and each block writing dx for its own
+// rows with batchnorm_backward_input_kernel's expression.
 template <typename T>
-__global__ void batchnorm_backward_coop_kernel(T* __restrict__ dx, T* __restrict__ dw,
-                                               T* __restrict__ db, T* __restrict__ pa,
-                                               T* __restrict__ pb, const T* __restrict__ g,
-                                               const T* __restrict__ x, const T* __restrict__ w,
-                                               const T* __restrict__ mean,
-                                               const T* __restrict__ rstd, int64_t n,
-                                               int64_t c_count, int64_t slice_rows) {
+__global__ void batchnorm_backward_coop_kernel(const BnJobs<BnBackwardJob<T>> jobs) {
   __shared__ T ta[kRows][kTile + 1];
   __shared__ T tb[kRows][kTile + 1];
   __shared__ T total_g[kTile], total_gx[kTile];
-  const int64_t c = static_cast<int64_t>(blockIdx.x) * kTile + threadIdx.x;
+  int tile = 0, slice = 0;
+  const BnBackwardJob<T> j = select_bn_job(jobs, tile, slice);
+  const int64_t n = j.n, c_count = j.c_count;
+  const int64_t c = static_cast<int64_t>(tile) * kTile + threadIdx.x;
   const bool active = c < c_count;
-  const int64_t r0 = static_cast<int64_t>(blockIdx.y) * slice_rows;
-  const int64_t r1 = r0 + slice_rows < n ? r0 + slice_rows : n;
-  const ColumnGradStats<T> f{g, x, mean, rstd, w, nullptr, c_count};
+  const int64_t r0 = static_cast<int64_t>(slice) * j.slice_rows;
+  const int64_t r1 = r0 + j.slice_rows < n ? r0 + j.slice_rows : n;
+  const ColumnGradStats<T> f{j.g, j.x, j.mean, j.rstd, j.w, nullptr, c_count};
   T a = T(0), b = T(0);
   if (active) {
 #pragma unroll 4
@@ -479,33 +533,33 @@ __global__ void batchnorm_backward_coop_kernel(T* __restrict__ dx, T* __restrict
   a = sum_over_block_rows(ta, a);
   b = sum_over_block_rows(tb, b);
   if (threadIdx.y == 0 && active) {
-    pa[static_cast<int64_t>(blockIdx.y) * c_count + c] = a;
-    pb[static_cast<int64_t>(blockIdx.y) * c_count + c] = b;
+    j.pa[static_cast<int64_t>(slice) * c_count + c] = a;
+    j.pb[static_cast<int64_t>(slice) * c_count + c] = b;
   }
   cooperative_groups::this_grid().sync();
-  if (gridDim.y > 1) {
-    a = active ? ordered_partial_sum(pa + c, threadIdx.y, kRows, gridDim.y, c_count) : T(0);
-    b = active ? ordered_partial_sum(pb + c, threadIdx.y, kRows, gridDim.y, c_count) : T(0);
+  if (j.slices > 1) {
+    a = active ? ordered_partial_sum(j.pa + c, threadIdx.y, kRows, j.slices, c_count) : T(0);
+    b = active ? ordered_partial_sum(j.pb + c, threadIdx.y, kRows, j.slices, c_count) : T(0);
     a = sum_over_block_rows(ta, a);
     b = sum_over_block_rows(tb, b);
   }
   if (threadIdx.y == 0) {
     total_g[threadIdx.x] = a;
     total_gx[threadIdx.x] = b;
-    if (blockIdx.y == 0 && active) {
-      dw[c] += b;
-      if (db != nullptr) db[c] += a;
+    if (slice == 0 && active) {
+      j.dw[c] += b;
+      if (j.db != nullptr) j.db[c] += a;
     }
   }
   __syncthreads();
   if (!active) return;
   const T inv_n = T(1) / static_cast<T>(n);
-  const T mc = mean[c], rc = rstd[c], wc = w[c], sg = total_g[threadIdx.x],
+  const T mc = j.mean[c], rc = j.rstd[c], wc = j.w[c], sg = total_g[threadIdx.x],
           sgx = total_gx[threadIdx.x];
   for (int64_t r = r0 + threadIdx.y; r < r1; r += kRows) {
     const int64_t i = r * c_count + c;
-    const T xhat = (x[i] - mc) * rc;
-    dx[i] = rc * wc * (g[i] - sg * inv_n - xhat * sgx * inv_n);
+    const T xhat = (j.x[i] - mc) * rc;
+    j.dx[i] = rc * wc * (j.g[i] - sg * inv_n - xhat * sgx * inv_n);
   }
 }
 
@@ -655,61 +709,197 @@ __global__ void rmsnorm_backward_kernel(T* __restrict__ dx, const T* __restrict_
 
 void set_batchnorm_single_launch(bool allow) { g_single_launch.store(allow); }
 
+namespace {
+
+// The two-launch training forward: statistics with the last-block finish, then normalisation.
+template <typename T>
+void forward_train_two_launch(const BatchNormForwardCall& call) {
+  const Tensor& x = call.x;
+  const int64_t n = x.size(0), c = x.size(1);
+  const RowSlices slices = row_slices(n, c);
+  Tensor pmean, pm2;  // [S, C] slice statistics, only with S > 1
+  T* pmean_ptr = nullptr;
+  T* pm2_ptr = nullptr;
+  unsigned int* counters = nullptr;
+  if (slices.count > 1) {
+    pmean = Tensor::empty({slices.count, c}, x.dtype(), x.device());
+    pm2 = Tensor::empty({slices.count, c}, x.dtype(), x.device());
+    pmean_ptr = pmean.data<T>();
+    pm2_ptr = pm2.data<T>();
+    counters = reduction_counters(column_tiles(c));
+  }
+  const dim3 grid(grid_x(c), static_cast<unsigned>(slices.count));
+  batchnorm_stats_kernel<T><<<grid, kColumnBlock, 0, stream()>>>(
+      call.cache.mean.data<T>(), call.cache.rstd.data<T>(), call.running_mean.data<T>(),
+      call.running_var.data<T>(), pmean_ptr, pm2_ptr, counters, x.data<T>(), n, c, slices.rows,
+      static_cast<T>(call.momentum), static_cast<T>(call.eps));
+  LAPIS_CUDA_CHECK(cudaGetLastError());
+  batchnorm_normalize_kernel<T><<<elementwise_grid(n, c), kColumnBlock, 0, stream()>>>(
+      call.out.data<T>(), call.cache.mean.data<T>(), call.cache.rstd.data<T>(), x.data<T>(),
+      call.weight.data<T>(), call.bias.data<T>(), static_cast<const T*>(nullptr),
+      static_cast<const T*>(nullptr), n, c, static_cast<T>(call.eps));
+  LAPIS_CUDA_CHECK(cudaGetLastError());
+}
+
+// The two-launch training backward: column sums with the dw/db finish, then dL_dx.
+template <typename T>
+void backward_train_two_launch(const BatchNormBackwardCall& call) {
+  const Tensor& x = call.x;
+  const int64_t n = x.size(0), c = x.size(1);
+  const ColumnGradStats<T> stats{call.dL_dout.data<T>(), x.data<T>(), call.cache.mean.data<T>(),
+                                 call.cache.rstd.data<T>(), call.weight.data<T>(), nullptr, c};
+  Tensor sums = Tensor::empty({2, c}, x.dtype(), x.device());  // sum g, sum g * xhat
+  T* sum_g = sums.data<T>();
+  T* sum_gx = sum_g + c;
+  T* db = call.dL_dbias.defined() ? call.dL_dbias.data<T>() : nullptr;
+  column_grad<T>(n, c, x, stats, GradFinish<T>{call.dL_dweight.data<T>(), db, sum_g, sum_gx});
+  batchnorm_backward_input_kernel<T><<<elementwise_grid(n, c), kColumnBlock, 0, stream()>>>(
+      call.dL_dx.data<T>(), call.dL_dout.data<T>(), x.data<T>(), call.weight.data<T>(),
+      call.cache.mean.data<T>(), call.cache.rstd.data<T>(), sum_g, sum_gx, n, c);
+  LAPIS_CUDA_CHECK(cudaGetLastError());
+}
+
+// Packs up to kMaxBnJobs calls whose blocks all fit on the GPU at once into one cooperative
+// launch; a call that does not fit alone takes the two-launch path. make_job(call, partials)
+// fills a job (partials: 2 x S x C scratch), two_launch(call) is the fallback.
+template <typename T, typename Job, typename Call, typename MakeJob, typename TwoLaunch>
+void launch_cooperative_packs(const std::vector<Call>& calls, const void* kernel,
+                              MakeJob make_job, TwoLaunch two_launch) {
+  struct Planned {
+    const Call* call;
+    RowSlices slices;
+    int64_t tiles;
+  };
+  std::vector<Planned> pack;
+  int64_t blocks = 0;
+  auto flush = [&] {
+    if (pack.empty()) return;
+    int64_t scratch = 0;
+    for (const Planned& p : pack) scratch += 2 * p.slices.count * p.call->x.size(1);
+    Tensor partials = Tensor::empty({scratch}, pack.front().call->x.dtype(),
+                                    pack.front().call->x.device());
+    BnJobs<Job> jobs{};
+    T* next = partials.data<T>();
+    int begin = 0;
+    for (const Planned& p : pack) {
+      Job j = make_job(*p.call, next, p.slices);
+      j.tiles = static_cast<int>(p.tiles);
+      j.slices = static_cast<int>(p.slices.count);
+      next += 2 * p.slices.count * p.call->x.size(1);
+      jobs.job[jobs.count] = j;
+      jobs.block_begin[jobs.count] = begin;
+      begin += static_cast<int>(p.tiles * p.slices.count);
+      ++jobs.count;
+    }
+    jobs.block_begin[jobs.count] = begin;
+    void* args[] = {&jobs};
+    LAPIS_CUDA_CHECK(cudaLaunchCooperativeKernel(kernel, dim3(static_cast<unsigned>(begin)),
+                                                 kColumnBlock, args, 0, stream()));
+    pack.clear();
+    blocks = 0;
+  };
+  for (const Call& call : calls) {
+    const int64_t n = call.x.size(0), c = call.x.size(1);
+    if (n == 0 || c == 0) continue;
+    const Planned p{&call, row_slices(n, c), column_tiles(c)};
+    const int64_t call_blocks = p.tiles * p.slices.count;
+    if (!cooperative_fits(kernel, call_blocks)) {
+      two_launch(call);
+      continue;
+    }
+    if (static_cast<int>(pack.size()) == kMaxBnJobs ||
+        !cooperative_fits(kernel, blocks + call_blocks)) {
+      flush();
+    }
+    pack.push_back(p);
+    blocks += call_blocks;
+  }
+  flush();
+}
+
+template <typename T>
+void forward_train_typed(const std::vector<BatchNormForwardCall>& calls) {
+  const auto kernel = reinterpret_cast<const void*>(batchnorm_forward_coop_kernel<T>);
+  launch_cooperative_packs<T, BnForwardJob<T>>(
+      calls, kernel,
+      [](const BatchNormForwardCall& call, T* partials, const RowSlices& slices) {
+        BnForwardJob<T> j{};
+        j.out = call.out.data<T>();
+        j.mean_out = call.cache.mean.data<T>();
+        j.rstd_out = call.cache.rstd.data<T>();
+        j.running_mean = call.running_mean.data<T>();
+        j.running_var = call.running_var.data<T>();
+        j.pmean = partials;
+        j.pm2 = partials + slices.count * call.x.size(1);
+        j.x = call.x.data<T>();
+        j.w = call.weight.data<T>();
+        j.b = call.bias.data<T>();
+        j.n = call.x.size(0);
+        j.c_count = call.x.size(1);
+        j.slice_rows = slices.rows;
+        j.momentum = static_cast<T>(call.momentum);
+        j.eps = static_cast<T>(call.eps);
+        return j;
+      },
+      [](const BatchNormForwardCall& call) { forward_train_two_launch<T>(call); });
+}
+
+template <typename T>
+void backward_train_typed(const std::vector<BatchNormBackwardCall>& calls) {
+  const auto kernel = reinterpret_cast<const void*>(batchnorm_backward_coop_kernel<T>);
+  launch_cooperative_packs<T, BnBackwardJob<T>>(
+      calls, kernel,
+      [](const BatchNormBackwardCall& call, T* partials, const RowSlices& slices) {
+        BnBackwardJob<T> j{};
+        j.dx = call.dL_dx.data<T>();
+        j.dw = call.dL_dweight.data<T>();
+        j.db = call.dL_dbias.defined() ? call.dL_dbias.data<T>() : nullptr;
+        j.pa = partials;
+        j.pb = partials + slices.count * call.x.size(1);
+        j.g = call.dL_dout.data<T>();
+        j.x = call.x.data<T>();
+        j.w = call.weight.data<T>();
+        j.mean = call.cache.mean.data<T>();
+        j.rstd = call.cache.rstd.data<T>();
+        j.n = call.x.size(0);
+        j.c_count = call.x.size(1);
+        j.slice_rows = slices.rows;
+        return j;
+      },
+      [](const BatchNormBackwardCall& call) { backward_train_two_launch<T>(call); });
+}
+
+template <typename Call>
+Dtype calls_dtype(const char* op, const std::vector<Call>& calls) {
+  const Dtype d = calls.front().x.dtype();
+  for (const Call& c : calls) {
+    LAPIS_CHECK(c.x.dtype() == d, op, "one batch holds one dtype, got ", dtype_name(d), " and ",
+                c.x.describe());
+  }
+  return d;
+}
+
+}  // namespace
+
 // Launches: 1 where the grid fits on the GPU at once (a cooperative kernel: statistics, grid
 // sync, normalisation), else 2 (statistics with the last-block finish, then the normalisation).
 void batchnorm_forward_train(Tensor& out, BatchNormCache& cache, Tensor& running_mean,
                              Tensor& running_var, const Tensor& x, const Tensor& weight,
                              const Tensor& bias, double momentum, double eps) {
-  const int64_t n = x.size(0), c = x.size(1);
-  if (n == 0 || c == 0) return;
-  LAPIS_DISPATCH_FLOAT(x.dtype(), "batchnorm_forward_train", [&] {
-    using T = scalar_t;
-    const RowSlices slices = row_slices(n, c);
-    const int64_t tiles = column_tiles(c);
-    const dim3 grid(grid_x(c), static_cast<unsigned>(slices.count));
-    const auto coop = batchnorm_forward_coop_kernel<T>;
-    if (cooperative_fits(reinterpret_cast<const void*>(coop), tiles * slices.count)) {
-      Tensor partials = Tensor::empty({2, slices.count, c}, x.dtype(), x.device());
-      T* out_p = out.data<T>();
-      T* mean_p = cache.mean.data<T>();
-      T* rstd_p = cache.rstd.data<T>();
-      T* rm_p = running_mean.data<T>();
-      T* rv_p = running_var.data<T>();
-      T* pmean_p = partials.data<T>();
-      T* pm2_p = pmean_p + slices.count * c;
-      const T* x_p = x.data<T>();
-      const T* w_p = weight.data<T>();
-      const T* b_p = bias.data<T>();
-      int64_t n_a = n, c_a = c, rows_a = slices.rows;
-      T momentum_a = static_cast<T>(momentum), eps_a = static_cast<T>(eps);
-      void* args[] = {&out_p, &mean_p, &rstd_p, &rm_p,  &rv_p,    &pmean_p,    &pm2_p, &x_p,
-                      &w_p,   &b_p,    &n_a,    &c_a,   &rows_a,  &momentum_a, &eps_a};
-      LAPIS_CUDA_CHECK(cudaLaunchCooperativeKernel(reinterpret_cast<const void*>(coop), grid,
-                                                   kColumnBlock, args, 0, stream()));
-      return;
-    }
-    Tensor pmean, pm2;  // [S, C] slice statistics, only with S > 1
-    T* pmean_ptr = nullptr;
-    T* pm2_ptr = nullptr;
-    unsigned int* counters = nullptr;
-    if (slices.count > 1) {
-      pmean = Tensor::empty({slices.count, c}, x.dtype(), x.device());
-      pm2 = Tensor::empty({slices.count, c}, x.dtype(), x.device());
-      pmean_ptr = pmean.data<T>();
-      pm2_ptr = pm2.data<T>();
-      counters = reduction_counters(tiles);
-    }
-    batchnorm_stats_kernel<T><<<grid, kColumnBlock, 0, stream()>>>(
-        cache.mean.data<T>(), cache.rstd.data<T>(), running_mean.data<T>(),
-        running_var.data<T>(), pmean_ptr, pm2_ptr, counters, x.data<T>(), n, c, slices.rows,
-        static_cast<T>(momentum), static_cast<T>(eps));
-    LAPIS_CUDA_CHECK(cudaGetLastError());
-    batchnorm_normalize_kernel<T><<<elementwise_grid(n, c), kColumnBlock, 0, stream()>>>(
-        out.data<T>(), cache.mean.data<T>(), cache.rstd.data<T>(), x.data<T>(),
-        weight.data<T>(), bias.data<T>(), static_cast<const T*>(nullptr),
-        static_cast<const T*>(nullptr), n, c, static_cast<T>(eps));
-    LAPIS_CUDA_CHECK(cudaGetLastError());
-  });
+  batchnorm_forward_train_batch(
+      {BatchNormForwardCall{out, cache, running_mean, running_var, x, weight, bias, momentum, eps}});
+}
+
+void batchnorm_forward_train_batch(const std::vector<BatchNormForwardCall>& calls) {
+  if (calls.empty()) return;
+  LAPIS_DISPATCH_FLOAT(calls_dtype("batchnorm_forward_train", calls), "batchnorm_forward_train",
+                       [&] { forward_train_typed<scalar_t>(calls); });
+}
+
+void batchnorm_backward_train_batch(const std::vector<BatchNormBackwardCall>& calls) {
+  if (calls.empty()) return;
+  LAPIS_DISPATCH_FLOAT(calls_dtype("batchnorm_backward", calls), "batchnorm_backward",
+                       [&] { backward_train_typed<scalar_t>(calls); });
 }
 
 // Launches: 1 (was 2); N == 0 still fills the cache.
@@ -736,47 +926,17 @@ void batchnorm_backward(Tensor& dL_dx, Tensor& dL_dweight, Tensor& dL_dbias,
                         const BatchNormCache& cache) {
   const int64_t n = x.size(0), c = x.size(1);
   if (n == 0 || c == 0) return;
+  if (cache.training) {
+    batchnorm_backward_train_batch(
+        {BatchNormBackwardCall{dL_dx, dL_dweight, dL_dbias, dL_dout, x, weight, cache}});
+    return;
+  }
   LAPIS_DISPATCH_FLOAT(x.dtype(), "batchnorm_backward", [&] {
     using T = scalar_t;
     const ColumnGradStats<T> stats{dL_dout.data<T>(), x.data<T>(), cache.mean.data<T>(),
-                                   cache.rstd.data<T>(), weight.data<T>(),
-                                   cache.training ? nullptr : dL_dx.data<T>(), c};
-    if (!cache.training) {
-      column_grad<T>(n, c, x, stats, GradFinish<T>{dL_dweight.data<T>(), dL_dbias.data<T>(),
-                                                   nullptr, nullptr});
-      return;
-    }
-    const RowSlices slices = row_slices(n, c);
-    const auto coop = batchnorm_backward_coop_kernel<T>;
-    if (cooperative_fits(reinterpret_cast<const void*>(coop), column_tiles(c) * slices.count)) {
-      Tensor partials = Tensor::empty({2, slices.count, c}, x.dtype(), x.device());
-      T* dx_p = dL_dx.data<T>();
-      T* dw_p = dL_dweight.data<T>();
-      T* db_p = dL_dbias.defined() ? dL_dbias.data<T>() : nullptr;
-      T* pa_p = partials.data<T>();
-      T* pb_p = pa_p + slices.count * c;
-      const T* g_p = dL_dout.data<T>();
-      const T* x_p = x.data<T>();
-      const T* w_p = weight.data<T>();
-      const T* mean_p = cache.mean.data<T>();
-      const T* rstd_p = cache.rstd.data<T>();
-      int64_t n_a = n, c_a = c, rows_a = slices.rows;
-      void* args[] = {&dx_p, &dw_p,   &db_p,   &pa_p, &pb_p, &g_p,   &x_p,
-                      &w_p,  &mean_p, &rstd_p, &n_a,  &c_a,  &rows_a};
-      const dim3 grid(grid_x(c), static_cast<unsigned>(slices.count));
-      LAPIS_CUDA_CHECK(cudaLaunchCooperativeKernel(reinterpret_cast<const void*>(coop), grid,
-                                                   kColumnBlock, args, 0, stream()));
-      return;
-    }
-    Tensor sums = Tensor::empty({2, c}, x.dtype(), x.device());  // sum g, sum g * xhat
-    T* sum_g = sums.data<T>();
-    T* sum_gx = sum_g + c;
-    column_grad<T>(n, c, x, stats,
-                   GradFinish<T>{dL_dweight.data<T>(), dL_dbias.data<T>(), sum_g, sum_gx});
-    batchnorm_backward_input_kernel<T><<<elementwise_grid(n, c), kColumnBlock, 0, stream()>>>(
-        dL_dx.data<T>(), dL_dout.data<T>(), x.data<T>(), weight.data<T>(), cache.mean.data<T>(),
-        cache.rstd.data<T>(), sum_g, sum_gx, n, c);
-    LAPIS_CUDA_CHECK(cudaGetLastError());
+                                   cache.rstd.data<T>(), weight.data<T>(), dL_dx.data<T>(), c};
+    column_grad<T>(n, c, x, stats, GradFinish<T>{dL_dweight.data<T>(), dL_dbias.data<T>(),
+                                                 nullptr, nullptr});
   });
 }
 

@@ -11,6 +11,8 @@
 #include "core/tensor.h"
 #include "kernels/norm.h"
 
+#include <vector>
+
 namespace lapis {
 namespace cuda {
 
@@ -23,6 +25,22 @@ void batchnorm_forward_eval(Tensor& out, BatchNormCache& cache, const Tensor& x,
 void batchnorm_backward(Tensor& dL_dx, Tensor& dL_dweight, Tensor& dL_dbias,
                         const Tensor& dL_dout, const Tensor& x, const Tensor& weight,
                         const BatchNormCache& cache);
+
+// Several independent training BatchNorms (none reads another's output) in as few cooperative
+// launches as fit on the GPU at once (up to 4 per launch): the node and edge norms of a
+// graph-transformer layer cost one launch.
+struct BatchNormForwardCall {
+  Tensor out;
+  BatchNormCache cache;
+  Tensor running_mean, running_var, x, weight, bias;
+  double momentum, eps;
+};
+void batchnorm_forward_train_batch(const std::vector<BatchNormForwardCall>& calls);
+struct BatchNormBackwardCall {
+  Tensor dL_dx, dL_dweight, dL_dbias, dL_dout, x, weight;
+  BatchNormCache cache;  // training statistics
+};
+void batchnorm_backward_train_batch(const std::vector<BatchNormBackwardCall>& calls);
 
 // Allows (default) or forbids the single-launch cooperative BatchNorm kernels; forbidding them
 // runs the two-launch path everywhere (tests compare the two).

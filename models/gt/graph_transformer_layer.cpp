@@ -117,8 +117,8 @@ std::vector<nn::Dropout*> GraphTransformerLayer::dropouts() {
 }
 
 namespace {
-// Runs f inside a LaunchBatch when `batched` (the independent node and edge products of one
-// step share launches), else directly.
+// Runs f inside a LaunchBatch when `batched` (the independent node and edge products or
+// BatchNorms of one step share launches), else directly.
 template <typename F>
 void run_batched(bool batched, F&& f) {
   if (!batched) {
@@ -132,8 +132,9 @@ void run_batched(bool batched, F&& f) {
 }  // namespace
 
 bool GraphTransformerLayer::branches_batchable() const {
-  // Each step of a batched pair must be exactly one product: no dropout launches in between,
-  // and the FFN's ReLU runs inside its products.
+  // Each step of a batched pair must be exactly one queued op (a product or a BatchNorm): no
+  // dropout launches in between, and the FFN's ReLU runs inside its products. (LayerNorm is not
+  // queued; its two calls just run one after the other.)
   return options_.dropout == 0.0 && ffn_h_->single_op_layers() &&
          (!ffn_e_ || ffn_e_->single_op_layers());
 }
@@ -176,8 +177,10 @@ Tensor GraphTransformerLayer::forward(const Tensor& h, const Tensor& e, const Cs
     h1 = o_h_->forward(a, ctx.o_h_ctx, /*residual=*/h);
     if (edge) e1 = o_e_->forward(t, ctx.o_e_ctx, /*residual=*/e);
   });
-  h1 = norm1_h_->forward(h1, ctx.norm1_h);
-  if (edge) e1 = norm1_e_->forward(e1, ctx.norm1_e);
+  run_batched(batched, [&] {
+    h1 = norm1_h_->forward(h1, ctx.norm1_h);
+    if (edge) e1 = norm1_e_->forward(e1, ctx.norm1_e);
+  });
   ffn_h_->prepare_ctx(ctx.ffn_h);
   if (edge) ffn_e_->prepare_ctx(ctx.ffn_e);
   Tensor h2 = h1, e2 = e1;
@@ -189,8 +192,10 @@ Tensor GraphTransformerLayer::forward(const Tensor& h, const Tensor& e, const Cs
       if (edge) e2 = ffn_e_->forward_layer(i, e2, ctx.ffn_e, last ? e1 : Tensor());
     });
   }
-  h2 = norm2_h_->forward(h2, ctx.norm2_h);
-  if (edge) *e_out = norm2_e_->forward(e2, ctx.norm2_e);
+  run_batched(batched, [&] {
+    h2 = norm2_h_->forward(h2, ctx.norm2_h);
+    if (edge) *e_out = norm2_e_->forward(e2, ctx.norm2_e);
+  });
   return h2;
 }
 
@@ -211,8 +216,11 @@ Tensor GraphTransformerLayer::backward(const Tensor& dL_dh_out, const Tensor& dL
   // Both paths reversed, step by step. The residual gradient flows to both branches of each
   // sum; the second term is added inside the product that forms the first (into a new tensor:
   // the gradients that feed weight gradients stay intact, as DeferredWeightGrads needs).
-  Tensor g2 = norm2_h_->backward(dL_dh_out, ctx.norm2_h);            // d(h1 + FFN(h1))
-  Tensor ge2 = edge ? norm2_e_->backward(dL_de_out, ctx.norm2_e) : Tensor();
+  Tensor g2, ge2;  // d(h1 + FFN(h1)), d(e1 + FFN(e1))
+  run_batched(batched, [&] {
+    g2 = norm2_h_->backward(dL_dh_out, ctx.norm2_h);
+    if (edge) ge2 = norm2_e_->backward(dL_de_out, ctx.norm2_e);
+  });
   Tensor dh1 = g2, de1 = ge2;
   for (size_t i = static_cast<size_t>(ffn_h_->num_layers()); i-- > 0;) {
     run_batched(batched, [&] {
@@ -220,8 +228,11 @@ Tensor GraphTransformerLayer::backward(const Tensor& dL_dh_out, const Tensor& dL
       if (edge) de1 = ffn_e_->backward_layer(i, de1, ctx.ffn_e, /*plus=*/ge2);
     });
   }
-  Tensor g1 = norm1_h_->backward(dh1, ctx.norm1_h);                  // d(h + O_h(a))
-  Tensor ge1 = edge ? norm1_e_->backward(de1, ctx.norm1_e) : Tensor();
+  Tensor g1, ge1;  // d(h + O_h(a)), d(e + O_e(t))
+  run_batched(batched, [&] {
+    g1 = norm1_h_->backward(dh1, ctx.norm1_h);
+    if (edge) ge1 = norm1_e_->backward(de1, ctx.norm1_e);
+  });
   Tensor da, dt;
   run_batched(batched, [&] {
     da = o_h_->backward(g1, ctx.o_h_ctx);

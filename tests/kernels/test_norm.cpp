@@ -9,6 +9,7 @@
 #include "core/cuda_api.h"
 #include "core/tensor.h"
 #include "kernels/cuda/norm_cuda.h"
+#include "kernels/launch_batch.h"
 #include "kernels/norm.h"
 #include "tests/common/test_util.h"
 
@@ -425,6 +426,58 @@ TEST(BatchNormCuda, SingleLaunchMatchesTwoLaunchPath) {
       }
     }
   }
+}
+
+// Independent BatchNorms queued in a LaunchBatch (one cooperative launch for several) give the
+// same bits as separate calls, with the single-launch kernels allowed or not.
+TEST(BatchNormCuda, LaunchBatchMatchesSeparateCalls) {
+  LAPIS_REQUIRE_CUDA_OR_SKIP();
+  const std::vector<std::pair<int64_t, int64_t>> shapes = {{3001, 64}, {6403, 64}, {65, 7},
+                                                           {2, 33}, {300, 80}};
+  for (bool single : {true, false}) {
+    LAPIS_CUDA_CALL(cuda::set_batchnorm_single_launch, single);
+    std::vector<DeviceParams> params;
+    std::vector<BatchNormRun> want, got;
+    for (size_t i = 0; i < shapes.size(); ++i) {
+      params.push_back(to_cuda(random_device_params(shapes[i].first, shapes[i].second,
+                                                    Dtype::F32, 31 * i + 5)));
+      const DeviceParams& d = params.back();
+      want.push_back(bn_train(d.x, d.w, d.b, d.rm, d.rv, 0.1, 1e-5));
+    }
+    {
+      LaunchBatch batch;
+      for (const DeviceParams& d : params) got.push_back(bn_train(d.x, d.w, d.b, d.rm, d.rv, 0.1, 1e-5));
+      batch.run();
+    }
+    std::vector<Tensor> dx_want, dx_got, dw_want, dw_got;
+    for (size_t i = 0; i < shapes.size(); ++i) {
+      EXPECT_TRUE(testing::bitwise_equal(got[i].out, want[i].out)) << i;
+      EXPECT_TRUE(testing::bitwise_equal(got[i].cache.rstd, want[i].cache.rstd)) << i;
+      EXPECT_TRUE(testing::bitwise_equal(got[i].running_var, want[i].running_var)) << i;
+      const DeviceParams& d = params[i];
+      const int64_t n = shapes[i].first, c = shapes[i].second;
+      dx_want.push_back(Tensor::empty({n, c}, Dtype::F32, Device::cuda()));
+      dw_want.push_back(Tensor::full({c}, 0.5, Dtype::F32, Device::cuda()));
+      Tensor db = Tensor::full({c}, 0.5, Dtype::F32, Device::cuda());
+      batchnorm_backward(dx_want[i], dw_want[i], db, d.G, d.x, d.w, want[i].cache);
+      dx_got.push_back(Tensor::empty({n, c}, Dtype::F32, Device::cuda()));
+      dw_got.push_back(Tensor::full({c}, 0.5, Dtype::F32, Device::cuda()));
+    }
+    {
+      LaunchBatch batch;
+      for (size_t i = 0; i < shapes.size(); ++i) {
+        Tensor db = Tensor::full({shapes[i].second}, 0.5, Dtype::F32, Device::cuda());
+        batchnorm_backward(dx_got[i], dw_got[i], db, params[i].G, params[i].x, params[i].w,
+                           got[i].cache);
+      }
+      batch.run();
+    }
+    for (size_t i = 0; i < shapes.size(); ++i) {
+      EXPECT_TRUE(testing::bitwise_equal(dx_got[i], dx_want[i])) << i;
+      EXPECT_TRUE(testing::bitwise_equal(dw_got[i], dw_want[i])) << i;
+    }
+  }
+  LAPIS_CUDA_CALL(cuda::set_batchnorm_single_launch, true);
 }
 
 TEST(LayerNormCuda, MatchesCpu) {
