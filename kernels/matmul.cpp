@@ -211,6 +211,8 @@ void linear_backward(Tensor& dL_dx, Tensor& dL_dweight, Tensor& dL_dbias, const 
   check_dim(op, "x", x, 2);
   check_dim(op, "weight", weight, 2);
   check_defined(op, "dL_dout", dL_dout);
+  check_dtype(op, "weight", weight, x.dtype());
+  check_same_device(op, "weight", weight, "x", x);
   LAPIS_CHECK(x.size(1) == weight.size(1), op, "shapes disagree: x ", x.describe(), ", weight ",
               weight.describe(), " (expected x [N, IN], weight [OUT, IN])");
   const int64_t N = x.size(0), IN = x.size(1), OUT = weight.size(0);
@@ -254,6 +256,5 @@ void linear_backward(Tensor& dL_dx, Tensor& dL_dweight, Tensor& dL_dbias, const 
   WeightGradWork work{dL_dweight, dL_dbias, dL_dout, x, G};
   if (!defer_weight_grad(work)) weight_grad_now(work);
 }
-
 
 }  // namespace lapis

@@ -87,8 +87,9 @@ class GraphTransformerLayer : public nn::Module {
   // and dtype conversions replace the tensors; pack_qkv() restores the shared storage (copying
   // values and grads) whenever it finds them apart, before each forward and backward.
   void pack_qkv();
-  // Whether the node and edge branches' products can share launches (LaunchBatch): every step
-  // is exactly one product (no dropout, ReLU inside the FFN's products).
+  // Whether the node and edge branches' ops can share launches (LaunchBatch): every step is
+  // exactly one queued op, a product or a BatchNorm (no dropout, ReLU inside the FFN's
+  // products).
   bool branches_batchable() const;
 
   GraphTransformerLayerOptions options_;
