@@ -194,8 +194,14 @@ void linear_forward(Tensor& out, const Tensor& x, const Tensor& weight, const Te
   for (int64_t g = 0; g < G; ++g) {
     Tensor out_g = group_matrix(out, g, G);
     matmul(out_g, x, weight.slice(g * OG, (g + 1) * OG), /*trans_a=*/false, /*trans_b=*/true);
-    if (bias.defined()) bias_add_forward(out_g, out_g, bias.slice(g * OG, (g + 1) * OG));
+    const Tensor bias_g = bias.defined() ? bias.slice(g * OG, (g + 1) * OG) : Tensor();
+    if (!x.is_cuda()) {
+      cpu::linear_forward_epilogue(out_g, bias_g, relu, residual);  // one pass on the CPU
+    } else if (bias_g.defined()) {
+      bias_add_forward(out_g, out_g, bias_g);
+    }
   }
+  if (!x.is_cuda()) return;
   if (relu) {
     const Tensor pre = out.clone();
     activation_forward(out, pre, Activation::ReLU);
@@ -242,15 +248,19 @@ void linear_backward(Tensor& dL_dx, Tensor& dL_dweight, Tensor& dL_dbias, const 
       matmul(product, group_matrix(dL_dout, g, G), weight.slice(g * OG, (g + 1) * OG), false,
              false, 1.0, g > 0 ? 1.0 : 0.0);
     }
-    if (through_relu) {
-      Tensor masked = Tensor::empty(dL_dx.shape(), x.dtype(), x.device());
-      activation_backward(masked, product, x, Activation::ReLU);
-      product = masked;
-    }
-    if (dx_plus.defined()) {
-      add(dL_dx, product, dx_plus);
+    if (!x.is_cuda() && !direct) {
+      cpu::linear_input_grad_epilogue(dL_dx, product, through_relu ? x : Tensor(), dx_plus);
     } else if (!direct) {
-      dL_dx.copy_from(product);
+      if (through_relu) {
+        Tensor masked = Tensor::empty(dL_dx.shape(), x.dtype(), x.device());
+        activation_backward(masked, product, x, Activation::ReLU);
+        product = masked;
+      }
+      if (dx_plus.defined()) {
+        add(dL_dx, product, dx_plus);
+      } else {
+        dL_dx.copy_from(product);
+      }
     }
   }
   WeightGradWork work{dL_dweight, dL_dbias, dL_dout, x, G};

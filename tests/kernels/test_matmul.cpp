@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
+#include <string>
 #include <limits>
 
 #include "core/cuda_api.h"
@@ -87,6 +89,37 @@ TEST(Matmul, MatchesNaiveAllTransposes) {
       }
     }
   }
+}
+
+// Products of >= 2^20 multiply-adds run as output tiles on several threads: still equal to the
+// naive loops (edge tiles, transposes, beta), and bitwise the same for 1 and 3 threads.
+TEST(Matmul, LargeProductsAreThreadedAndThreadCountIndependent) {
+  Generator gen(13);
+  const int64_t dims[][3] = {{700, 70, 40}, {257, 33, 200}, {64, 64, 3000}};
+  const char* saved = std::getenv("LAPIS_NUM_THREADS");
+  const std::string saved_value = saved ? saved : "";
+  for (const auto& d : dims) {
+    const int64_t M = d[0], N = d[1], K = d[2];
+    for (int t = 0; t < 4; ++t) {
+      const bool ta = t & 1, tb = t & 2;
+      for (double beta : {0.0, 0.5}) {
+        Tensor a = Tensor::randn(stored(M, K, ta), gen, Dtype::F64);
+        Tensor b = Tensor::randn(stored(K, N, tb), gen, Dtype::F64);
+        const Tensor init = Tensor::randn({M, N}, gen, Dtype::F64);
+        const Tensor expected = naive_matmul(a, b, init, ta, tb, 1.25, beta);
+        Tensor one = init.clone(), three = init.clone();
+        setenv("LAPIS_NUM_THREADS", "1", 1);
+        matmul(one, a, b, ta, tb, 1.25, beta);
+        setenv("LAPIS_NUM_THREADS", "3", 1);
+        matmul(three, a, b, ta, tb, 1.25, beta);
+        EXPECT_TRUE(testing::all_close(three, expected, 1e-10, 1e-10))
+            << "M " << M << " N " << N << " K " << K << " ta " << ta << " tb " << tb;
+        EXPECT_TRUE(testing::bitwise_equal(one, three))
+            << "M " << M << " N " << N << " K " << K << " ta " << ta << " tb " << tb;
+      }
+    }
+  }
+  if (saved) setenv("LAPIS_NUM_THREADS", saved_value.c_str(), 1); else unsetenv("LAPIS_NUM_THREADS");
 }
 
 TEST(Matmul, BetaZeroIgnoresNaN) {
