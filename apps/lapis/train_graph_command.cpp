@@ -121,7 +121,9 @@ Subcommand add_train_graph_command(CLI::App& parent) {
   app->add_flag("--resume", a->resume, "Continue the run in --out from its last checkpoint");
   app->add_option("--cache-dir", a->cache_dir, "Cache folder for encodings and generated datasets");
   app->add_option("--data", a->data_dir, "Data folder holding zinc/ (default: the shipped data)");
-  app->add_flag("--tf32", a->tf32, "Allow TF32 tensor cores for F32 matmuls on CUDA");
+  app->add_flag("--tf32", a->tf32,
+                "Allow TF32 tensor cores for F32 cuBLAS matmuls on CUDA (linear layers of more "
+                "than 65,536 rows; smaller ones run fused F32 kernels either way)");
   app->add_flag("--quiet", a->quiet, "No per-batch progress line");
   return {app, [app, a] { return run_train_graph(app, *a); }};
 }
