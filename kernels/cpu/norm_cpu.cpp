@@ -1,7 +1,11 @@
 #include "kernels/cpu/norm_cpu.h"
 
+#include <algorithm>
 #include <cmath>
+#include <thread>
 #include <vector>
+
+#include "kernels/cpu/graph_parallel.h"
 
 namespace lapis {
 namespace cpu {
@@ -9,6 +13,27 @@ namespace cpu {
 namespace {
 
 // ---------------------------------------------------------------- BatchNorm
+
+// BatchNorm's channels are independent: large inputs split them into contiguous ranges, one
+// per thread (graph_num_threads()); each channel's arithmetic is unchanged, so the results are
+// the same bits for any thread count.
+template <typename Fn>
+void for_channel_ranges(int64_t n, int64_t c_count, Fn&& fn) {
+  constexpr int64_t kMinElementsPerThread = int64_t{1} << 15;
+  const int threads = static_cast<int>(std::min<int64_t>(
+      {static_cast<int64_t>(graph_num_threads()), c_count,
+       std::max<int64_t>(1, n * c_count / kMinElementsPerThread)}));
+  if (threads <= 1) {
+    fn(int64_t(0), c_count);
+    return;
+  }
+  std::vector<std::thread> pool;
+  for (int t = 1; t < threads; ++t) {
+    pool.emplace_back(fn, c_count * t / threads, c_count * (t + 1) / threads);
+  }
+  fn(int64_t(0), c_count / threads);
+  for (std::thread& th : pool) th.join();
+}
 
 template <typename scalar_t>
 void batchnorm_forward_train_impl(Tensor& out, BatchNormCache& cache, Tensor& running_mean,
@@ -23,7 +48,8 @@ void batchnorm_forward_train_impl(Tensor& out, BatchNormCache& cache, Tensor& ru
   scalar_t* prstd = cache.rstd.data<scalar_t>();
   scalar_t* prm = running_mean.data<scalar_t>();
   scalar_t* prv = running_var.data<scalar_t>();
-  for (int64_t c = 0; c < c_count; ++c) {
+  for_channel_ranges(n, c_count, [&](int64_t c_begin, int64_t c_end) {
+  for (int64_t c = c_begin; c < c_end; ++c) {
     // Two passes (mean, then squared deviations) for a stable biased variance.
     double sum = 0.0;
     for (int64_t r = 0; r < n; ++r) sum += px[r * c_count + c];
@@ -46,6 +72,7 @@ void batchnorm_forward_train_impl(Tensor& out, BatchNormCache& cache, Tensor& ru
     prm[c] = static_cast<scalar_t>((1.0 - momentum) * prm[c] + momentum * mean);
     prv[c] = static_cast<scalar_t>((1.0 - momentum) * prv[c] + momentum * unbiased);
   }
+  });
   cache.training = true;
 }
 
@@ -92,7 +119,8 @@ void batchnorm_backward_impl(Tensor& dL_dx, Tensor& dL_dweight, Tensor& dL_dbias
   scalar_t* pdx = dL_dx.data<scalar_t>();
   scalar_t* pdw = dL_dweight.data<scalar_t>();
   scalar_t* pdb = dL_dbias.data<scalar_t>();
-  for (int64_t c = 0; c < c_count; ++c) {
+  for_channel_ranges(n, c_count, [&](int64_t c_begin, int64_t c_end) {
+  for (int64_t c = c_begin; c < c_end; ++c) {
     const double mean = pmean[c], rstd = prstd[c];
     double sum_g = 0.0, sum_g_xhat = 0.0;
     for (int64_t r = 0; r < n; ++r) {
@@ -114,6 +142,7 @@ void batchnorm_backward_impl(Tensor& dL_dx, Tensor& dL_dweight, Tensor& dL_dbias
     pdw[c] = static_cast<scalar_t>(pdw[c] + sum_g_xhat);
     pdb[c] = static_cast<scalar_t>(pdb[c] + sum_g);
   }
+  });
 }
 
 // ---------------------------------------------------------------- LayerNorm
