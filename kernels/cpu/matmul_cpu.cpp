@@ -3,8 +3,6 @@
 #include <Eigen/Core>
 
 #include <algorithm>
-#include <thread>
-#include <vector>
 
 #include "kernels/cpu/graph_parallel.h"
 
@@ -57,13 +55,8 @@ void gemm(Out& out, const Lhs& lhs, const Rhs& rhs, scalar_t alpha, scalar_t bet
       }
     }
   };
-  const int threads = static_cast<int>(std::min<int64_t>(graph_num_threads(), tiles));
-  std::vector<std::thread> pool;
-  for (int t = 1; t < threads; ++t) {
-    pool.emplace_back(run_tiles, tiles * t / threads, tiles * (t + 1) / threads);
-  }
-  run_tiles(0, tiles / threads);
-  for (std::thread& th : pool) th.join();
+  parallel_ranges(tiles, static_cast<int>(std::min<int64_t>(graph_num_threads(), tiles)),
+                  run_tiles);
 }
 
 template <typename scalar_t>

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <thread>
 #include <vector>
 
 #include "kernels/cpu/graph_parallel.h"
@@ -23,16 +22,7 @@ void for_channel_ranges(int64_t n, int64_t c_count, Fn&& fn) {
   const int threads = static_cast<int>(std::min<int64_t>(
       {static_cast<int64_t>(graph_num_threads()), c_count,
        std::max<int64_t>(1, n * c_count / kMinElementsPerThread)}));
-  if (threads <= 1) {
-    fn(int64_t(0), c_count);
-    return;
-  }
-  std::vector<std::thread> pool;
-  for (int t = 1; t < threads; ++t) {
-    pool.emplace_back(fn, c_count * t / threads, c_count * (t + 1) / threads);
-  }
-  fn(int64_t(0), c_count / threads);
-  for (std::thread& th : pool) th.join();
+  parallel_ranges(c_count, threads, fn);
 }
 
 template <typename scalar_t>
