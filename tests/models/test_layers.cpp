@@ -348,6 +348,58 @@ TEST(LayersGrad, MLPWithDropout) {
       [&](const Tensor& g) { return mlp.backward(g, ctx); });
 }
 
+// ReLU MLPs fold the activation into the products (forward epilogue, backward mask): F64
+// gradient check, with the residual-gradient `plus` of backward.
+TEST(LayersGrad, ReluMLPWithPlus) {
+  Generator gen(14);
+  nn::MLP mlp({5, 8, 6, 5}, Activation::ReLU, 0.0, gen);
+  mlp.to(Dtype::F64);
+  Tensor x = Tensor::randn({9, 5}, gen, Dtype::F64);
+  const Tensor plus = Tensor::randn({9, 5}, gen, Dtype::F64);
+  nn::MLPCtx ctx;
+  check_module_gradients(
+      mlp, x, [&](const Tensor& in) { return mlp.forward(in, ctx); },
+      [&](const Tensor& g) {
+        // backward(g, ctx, plus) - plus is the MLP's own input gradient.
+        Tensor with_plus = mlp.backward(g, ctx, plus);
+        axpy(with_plus, -1.0, plus);
+        return with_plus;
+      });
+}
+
+// The layer-by-layer API gives the same bits as forward/backward (ReLU folded, GELU with
+// dropout not folded), so two MLPs can be interleaved step by step.
+TEST(MLP, LayerByLayerEqualsWhole) {
+  for (const Activation act : {Activation::ReLU, Activation::GELU}) {
+    for (const double p : {0.0, 0.3}) {
+      Generator gen(15);
+      nn::MLP mlp({6, 12, 6}, act, p, gen);
+      const Tensor x = Tensor::randn({11, 6}, gen), res = Tensor::randn({11, 6}, gen);
+      const Tensor g = Tensor::randn({11, 6}, gen), plus = Tensor::randn({11, 6}, gen);
+      nn::MLPCtx whole_ctx, step_ctx;
+      if (mlp.dropout(0)) mlp.dropout(0)->set_offset(0);
+      const Tensor whole = mlp.forward(x, whole_ctx, res);
+      const Tensor whole_dx = mlp.backward(g, whole_ctx, plus);
+      const Tensor whole_w = mlp.layer(0).weight().grad.clone();
+      mlp.zero_grad();
+      if (mlp.dropout(0)) mlp.dropout(0)->set_offset(0);
+      mlp.prepare_ctx(step_ctx);
+      Tensor h = x;
+      for (size_t i = 0; i < 2; ++i) h = mlp.forward_layer(i, h, step_ctx, i == 1 ? res : Tensor());
+      Tensor d = g;
+      for (size_t i = 2; i-- > 0;) d = mlp.backward_layer(i, d, step_ctx, plus);
+      EXPECT_TRUE(testing::bitwise_equal(h, whole)) << activation_name(act) << " p " << p;
+      EXPECT_TRUE(testing::bitwise_equal(d, whole_dx)) << activation_name(act) << " p " << p;
+      EXPECT_TRUE(testing::bitwise_equal(mlp.layer(0).weight().grad, whole_w));
+      EXPECT_EQ(mlp.single_op_layers(), act == Activation::ReLU && p == 0.0);
+    }
+  }
+  Generator gen(16);
+  nn::MLP mlp({3, 4, 2}, Activation::ReLU, 0.0, gen);
+  nn::MLPCtx unprepared;
+  EXPECT_THROW(mlp.forward_layer(0, Tensor::randn({2, 3}, gen), unprepared, Tensor()), Error);
+}
+
 TEST(LayersGrad, GradsAccumulate) {
   Generator gen(13);
   nn::Linear lin(3, 2, true, gen);
