@@ -38,9 +38,8 @@ if [ "$hours" = 0 ]; then
   section "lapis train-graph --dataset zinc --device cuda (published config)"
   "$build/bin/lapis" train-graph --dataset zinc --device cuda --epochs 4 --quiet \
     --cache-dir /tmp/lapis_cache >> "$md" 2>&1; endsection
-  section "lapis train-graph, TF32 matmuls"
-  "$build/bin/lapis" train-graph --dataset zinc --device cuda --epochs 3 --quiet --tf32 \
-    --cache-dir /tmp/lapis_cache >> "$md" 2>&1; endsection
+  section "bench_dense at graph-transformer sizes (per call: one synchronised, back to back, host)"
+  "$build/bin/bench_dense" --device cuda --rows 3000 --repeats 10 >> "$md" 2>&1; endsection
 else
   # The reference's four seeds, trained concurrently on the one GPU (each run is launch-bound
   # and leaves most of the GPU idle).
