@@ -44,6 +44,7 @@
 #include "core/check.h"
 #include "core/cuda_api.h"
 #include "core/device.h"
+#include "core/parallel.h"
 #include "geometry/cuda/knn_cuda.h"
 #include "geometry/cuda/normals_cuda.h"
 #include "geometry/io.h"
@@ -51,7 +52,6 @@
 #include "geometry/normal_metrics.h"
 #include "geometry/normals.h"
 #include "geometry/orientation.h"
-#include "geometry/parallel.h"
 #include "geometry/sampling.h"
 
 #if defined(LAPIS_BENCH_WITH_PCL)
@@ -380,7 +380,7 @@ std::string check_knn_rows(const Points& pts, const IndexMatrix& idx, const Dist
   std::uniform_int_distribution<int64_t> pick(0, n - 1);
   for (int r = 0; r < check_rows; ++r) rows.push_back(pick(rng));
   std::vector<int> bad(rows.size(), 0);
-  geometry::detail::parallel_chunks(
+  lapis::parallel_chunks(
       static_cast<int64_t>(rows.size()), threads,
       [&](int64_t b, int64_t e) {
         for (int64_t r = b; r < e; ++r) {

@@ -38,12 +38,16 @@
 
 #include "core/check.h"
 #include "core/cuda_api.h"
+#include "core/parallel.h"
 #include "geometry/cuda/knn_cuda.h"
 #include "geometry/knn_grid.h"
-#include "geometry/parallel.h"
+#include "geometry/point_checks.h"
 
 namespace lapis {
 namespace geometry {
+
+using detail::check_k;
+using detail::check_points;
 
 int resolve_threads(int requested) {
   if (requested > 0) return requested;
@@ -65,8 +69,6 @@ inline float sq_dist(const float* a, const float* b) {
 inline bool better(float d, int32_t i, float wd, int32_t wi) {
   return d < wd || (d == wd && i < wi);
 }
-
-using detail::parallel_chunks;
 
 // Sorted candidate list of at most k entries (insertion sort: k is small). `bound` is the k-th
 // distance once full (+inf before), so "prune when > bound" is one compare.
@@ -92,19 +94,6 @@ struct Candidates {
     if (count == k) bound = d[k - 1];
   }
 };
-
-void check_points(const Points& points, const char* op) {
-  for (int64_t r = 0; r < points.rows(); ++r) {
-    const float x = points(r, 0), y = points(r, 1), z = points(r, 2);
-    LAPIS_CHECK(std::isfinite(x) && std::isfinite(y) && std::isfinite(z), op, "point ", r,
-                " has a non-finite coordinate (", x, ", ", y, ", ", z, ")");
-  }
-}
-
-void check_k(int k, int64_t available, const char* op, const char* what) {
-  LAPIS_CHECK(k >= 1, op, "k must be at least 1, got ", k);
-  LAPIS_CHECK(k <= available, op, "k = ", k, " exceeds the ", available, " ", what);
-}
 
 }  // namespace
 

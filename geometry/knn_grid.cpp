@@ -35,11 +35,15 @@
 #endif
 
 #include "core/check.h"
+#include "core/parallel.h"
 #include "geometry/grid_cell_size.h"
-#include "geometry/parallel.h"
+#include "geometry/point_checks.h"
 
 namespace lapis {
 namespace geometry {
+
+using detail::check_k;
+using detail::check_points;
 
 namespace {
 
@@ -138,19 +142,6 @@ struct GridGeom {
   int64_t total() const { return static_cast<int64_t>(dims[0]) * dims[1] * dims[2]; }
 };
 
-void check_k(int k, int64_t available, const char* what) {
-  LAPIS_CHECK(k >= 1, "knn", "k must be at least 1, got ", k);
-  LAPIS_CHECK(k <= available, "knn", "k = ", k, " exceeds the ", available, " ", what);
-}
-
-void check_finite(const Points& points, const char* op) {
-  for (int64_t r = 0; r < points.rows(); ++r) {
-    const float x = points(r, 0), y = points(r, 1), z = points(r, 2);
-    LAPIS_CHECK(std::isfinite(x) && std::isfinite(y) && std::isfinite(z), op, "point ", r,
-                " has a non-finite coordinate (", x, ", ", y, ", ", z, ")");
-  }
-}
-
 }  // namespace
 
 struct KnnGrid::Impl {
@@ -198,7 +189,7 @@ struct KnnGrid::Impl {
   void build(const Points& points, int k_hint, int threads) {
     n = points.rows();
     LAPIS_CHECK(n < (int64_t{1} << 31) - 1, "KnnGrid", "too many points: ", n);
-    check_finite(points, "KnnGrid");
+    check_points(points, "KnnGrid");
     if (n == 0) return;
     double lo[3], hi[3];
     for (int c = 0; c < 3; ++c) {
@@ -213,7 +204,7 @@ struct KnnGrid::Impl {
     }
     std::vector<int32_t> keys(static_cast<size_t>(n));
     auto compute_keys = [&] {
-      detail::parallel_chunks(
+      parallel_chunks(
           n, threads,
           [&](int64_t b, int64_t e) {
             for (int64_t j = b; j < e; ++j) {
@@ -672,7 +663,7 @@ void run_buffered(const KnnGrid::Impl& im, int64_t count, int k, bool include_se
                   KnnResult& result, std::vector<int64_t>& deferred, RowOf row_of,
                   QueryPoint query_point, CellOf cell_of) {
   std::mutex mutex;
-  detail::parallel_chunks(count, threads, [&](int64_t b, int64_t e) {
+  parallel_chunks(count, threads, [&](int64_t b, int64_t e) {
     const size_t kk = static_cast<size_t>(k);
     std::vector<float> dbuf(static_cast<size_t>(e - b) * kk);
     std::vector<int32_t> ibuf(static_cast<size_t>(e - b) * kk);
@@ -705,8 +696,8 @@ KnnResult KnnGrid::knn(const Points& queries, int k, int num_threads) const {
   result.indices.resize(q, k);
   result.sq_distances.resize(q, k);
   if (q == 0) return result;
-  check_k(k, size(), "points of the cloud");
-  check_finite(queries, "knn (queries)");
+  check_k(k, size(), "knn", "points of the cloud");
+  check_points(queries, "knn (queries)");
   const Impl& im = *impl_;
   const int threads = resolve_threads(num_threads);
   // Queries in cell order: a gathered block serves every query of its cell.
@@ -760,9 +751,9 @@ void KnnGrid::check_self(int k, bool include_self) const {
   const int64_t n = size();
   if (n == 0) return;
   if (include_self) {
-    check_k(k, n, "points of the cloud");
+    check_k(k, n, "knn", "points of the cloud");
   } else {
-    check_k(k, n - 1, "other points of the cloud (include_self = false)");
+    check_k(k, n - 1, "knn", "other points of the cloud (include_self = false)");
   }
 }
 
@@ -816,7 +807,7 @@ void KnnGrid::knn_self_visit(int k, bool include_self, int num_threads, const Vi
   const int threads = resolve_threads(num_threads);
   std::vector<int64_t> deferred;
   std::mutex mutex;
-  detail::parallel_chunks(n, threads, [&](int64_t b, int64_t e) {
+  parallel_chunks(n, threads, [&](int64_t b, int64_t e) {
     std::vector<float> xyz(static_cast<size_t>(k) * 3);
     im.run_queries(
         b, e, k, include_self, [&](int64_t j) { return im.perm[static_cast<size_t>(j)]; },

@@ -6,9 +6,9 @@
 
 #include "core/check.h"
 #include "core/cuda_api.h"
+#include "core/parallel.h"
 #include "geometry/cuda/normals_cuda.h"
 #include "geometry/knn_grid.h"
-#include "geometry/parallel.h"
 #include "geometry/pca3.h"
 
 namespace lapis {
@@ -46,7 +46,7 @@ NormalEstimate normals_from_neighbors(const Points& points, const IndexMatrix& n
     return out;
   }
   const float* pts = points.data();
-  detail::parallel_chunks(n, resolve_threads(num_threads), [&](int64_t b, int64_t e) {
+  parallel_chunks(n, resolve_threads(num_threads), [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
       out.valid[static_cast<size_t>(i)] = pca3::pca_normal(
           pts, neighbors.row(i).data(), k, out.normals.row(i).data(), &out.curvature[i]);

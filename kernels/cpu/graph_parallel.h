@@ -23,24 +23,6 @@ inline int graph_num_threads() {
   return hw == 0 ? 1 : static_cast<int>(hw);
 }
 
-// Calls fn(begin, end) on `threads` contiguous ranges of [0, count) (range t = [count * t /
-// threads, count * (t + 1) / threads)), the first on the calling thread, and joins.
-template <typename Fn>
-void parallel_ranges(int64_t count, int threads, Fn&& fn) {
-  if (threads <= 1 || count <= 1) {
-    if (count > 0) fn(int64_t(0), count);
-    return;
-  }
-  std::vector<std::thread> pool;
-  pool.reserve(threads - 1);
-  for (int t = 1; t < threads; ++t) {
-    const int64_t begin = count * t / threads, end = count * (t + 1) / threads;
-    if (begin < end) pool.emplace_back([&fn, begin, end] { fn(begin, end); });
-  }
-  fn(int64_t(0), count / threads);
-  for (std::thread& th : pool) th.join();
-}
-
 // Calls fn(row_begin, row_end) over [0, n) split by work; ptr [n + 1] (CSR/CSC pointers).
 // `cost_per_edge` scales the work estimate (e.g. H*D); small problems run inline.
 template <typename Fn>

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "core/parallel.h"
 #include "kernels/cpu/graph_parallel.h"
 
 namespace lapis {
@@ -27,11 +28,11 @@ void gemm_serial(Out&& out, const Lhs& lhs, const Rhs& rhs, scalar_t alpha, scal
 }
 
 // Products of at least kParallelFlops multiply-adds are cut into output tiles, shared among
-// graph_num_threads() threads in contiguous ranges: blocks of kTileRows full rows when the output
-// is tall (activations: N rows), else blocks of kTileCols full columns (weight gradients: few
-// rows, a long inner dimension). The tiling depends only on the shapes, never on the thread
-// count, so the results do not either (each tile is the same Eigen product whichever thread
-// computes it).
+// graph_num_threads() threads in contiguous chunks (parallel_chunks): blocks of kTileRows full
+// rows when the output is tall (activations: N rows), else blocks of kTileCols full columns
+// (weight gradients: few rows, a long inner dimension). The tiling depends only on the shapes,
+// never on the thread count, so the results do not either (each tile is the same Eigen product
+// whichever thread computes it).
 constexpr int64_t kParallelFlops = int64_t{1} << 20;
 constexpr int64_t kTileRows = 256, kTileCols = 32;
 
@@ -55,8 +56,7 @@ void gemm(Out& out, const Lhs& lhs, const Rhs& rhs, scalar_t alpha, scalar_t bet
       }
     }
   };
-  parallel_ranges(tiles, static_cast<int>(std::min<int64_t>(graph_num_threads(), tiles)),
-                  run_tiles);
+  parallel_chunks(tiles, graph_num_threads(), run_tiles, /*min_chunk=*/1);
 }
 
 template <typename scalar_t>

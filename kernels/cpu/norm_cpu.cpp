@@ -4,6 +4,7 @@
 #include <cmath>
 #include <vector>
 
+#include "core/parallel.h"
 #include "kernels/cpu/graph_parallel.h"
 
 namespace lapis {
@@ -22,7 +23,7 @@ void for_channel_ranges(int64_t n, int64_t c_count, Fn&& fn) {
   const int threads = static_cast<int>(std::min<int64_t>(
       {static_cast<int64_t>(graph_num_threads()), c_count,
        std::max<int64_t>(1, n * c_count / kMinElementsPerThread)}));
-  parallel_ranges(c_count, threads, fn);
+  parallel_chunks(c_count, threads, fn, /*min_chunk=*/1);
 }
 
 template <typename scalar_t>

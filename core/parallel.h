@@ -1,4 +1,5 @@
-// Internal helper for the geometry routines: a static split of [0, n) over std::threads.
+// A static split of [0, n) over std::threads, shared by the CPU kernels and the geometry
+// routines.
 #pragma once
 
 #include <algorithm>
@@ -7,8 +8,6 @@
 #include <vector>
 
 namespace lapis {
-namespace geometry {
-namespace detail {
 
 // Runs fn(begin, end) over [0, n) in up to `threads` contiguous chunks of at least `min_chunk`
 // items; the calling thread takes the first chunk. fn must not throw.
@@ -32,6 +31,4 @@ void parallel_chunks(int64_t n, int threads, const Fn& fn, int64_t min_chunk = 2
   for (auto& th : pool) th.join();
 }
 
-}  // namespace detail
-}  // namespace geometry
 }  // namespace lapis
