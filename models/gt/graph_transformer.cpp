@@ -180,12 +180,12 @@ void GraphTransformer::backward(const Tensor& dL_dout, const GraphTransformerCtx
     de = de_in;
   }
   if (edge_emb_) edge_emb_->backward(de, ctx.edge_emb);
-  if (edge_lin_) edge_lin_->backward(de, ctx.edge_lin);
+  if (edge_lin_) edge_lin_->backward_params(de, ctx.edge_lin);
   dh = in_drop_->backward(dh, ctx.in_drop);
-  if (pe_lin_) pe_lin_->backward(dh, ctx.pe_lin);
-  if (rwse_lin_) rwse_lin_->backward(dh, ctx.rwse_lin);
+  if (pe_lin_) pe_lin_->backward_params(dh, ctx.pe_lin);
+  if (rwse_lin_) rwse_lin_->backward_params(dh, ctx.rwse_lin);
   if (node_emb_) node_emb_->backward(dh, ctx.node_emb);
-  if (node_lin_) node_lin_->backward(dh, ctx.node_lin);
+  if (node_lin_) node_lin_->backward_params(dh, ctx.node_lin);
   deferred_weight_grads.run();
 }
 

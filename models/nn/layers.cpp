@@ -38,6 +38,13 @@ Tensor Linear::backward(const Tensor& dL_dout, const LinearCtx& ctx, bool throug
   return dL_dx;
 }
 
+void Linear::backward_params(const Tensor& dL_dout, const LinearCtx& ctx) {
+  check_defined("Linear::backward_params", "ctx.x (forward not run?)", ctx.x);
+  Tensor no_dx, no_bias;
+  linear_backward(no_dx, weight_->grad, bias_ ? bias_->grad : no_bias, dL_dout, ctx.x,
+                  weight_->value);
+}
+
 // ---- Embedding ----
 
 Embedding::Embedding(int64_t num, int64_t dim, Generator& gen) : num_(num), dim_(dim) {

@@ -38,6 +38,9 @@ class Linear : public Module {
   // input instead (the mask x > 0 applied in the same kernel as the product).
   Tensor backward(const Tensor& dL_dout, const LinearCtx& ctx, bool through_relu = false,
                   const Tensor& plus = Tensor());
+  // Only the parameter gradients, for a Linear whose input needs none (raw input features):
+  // the input-gradient product is not formed.
+  void backward_params(const Tensor& dL_dout, const LinearCtx& ctx);
   int64_t in_features() const { return in_; }
   int64_t out_features() const { return out_; }
   Parameter& weight() { return *weight_; }
