@@ -7,7 +7,7 @@
 // to a copy-bandwidth ceiling measured in the same run (Tensor::copy_from of 1 GiB on CUDA).
 //
 //   bench_graph_attention [--device cpu|cuda] [--nodes N] [--edges E] [--zinc-graphs B]
-//                         [--repeats R] [--copy-mib M]
+//                         [--repeats R] [--copy-mib M] [--cases zinc random power-law]
 //
 // Times: median of R runs after warmup, cuda_synchronize() around each. Bytes are minimal: every
 // input read once, every output written once (the graph's index arrays included), so GB/s is a
@@ -86,10 +86,13 @@ CsrGraphView build_graph(int64_t n, const std::vector<std::pair<int32_t, int32_t
       ++fill[s];
     }
   }
-  auto t = [&](const std::vector<int32_t>& v) {
-    return Tensor::from_vector<int32_t>(v, {static_cast<int64_t>(v.size())}).to(dev);
+  auto host = [&](const std::vector<int32_t>& v) {
+    return Tensor::from_vector<int32_t>(v, {static_cast<int64_t>(v.size())});
   };
-  return make_graph_view(t(in_ptr), t(src), t(out_ptr), t(out_edge), t(out_dst));
+  auto t = [&](const std::vector<int32_t>& v) { return host(v).to(dev); };
+  CsrGraphView g = make_graph_view(t(in_ptr), t(src), t(out_ptr), t(out_edge), t(out_dst));
+  set_degree_bounds(g, host(in_ptr), host(out_ptr));  // as a user with the graph on the host
+  return g;
 }
 
 // Molecule-like graphs: a random tree of 9..37 nodes plus a ring closure every ~8 nodes, both
@@ -232,7 +235,11 @@ int run(int argc, char** argv) {
   std::string device_name = "cuda";
   int64_t nodes = 1000000, edges = 10000000, zinc_graphs = 128, copy_mib = -1;
   int repeats = -1;
+  std::vector<std::string> cases = {"zinc", "random", "power-law"};
   app.add_option("--device", device_name, "cpu or cuda")->capture_default_str();
+  app.add_option("--cases", cases, "Cases to run: zinc, random, power-law")
+      ->check(CLI::IsMember({"zinc", "random", "power-law"}))
+      ->capture_default_str();
   app.add_option("--nodes", nodes, "Nodes of the large random graph (0 skips it)")->capture_default_str();
   app.add_option("--edges", edges, "Edges of the large random graph")->capture_default_str();
   app.add_option("--zinc-graphs", zinc_graphs, "Graphs in the ZINC-like batch")->capture_default_str();
@@ -273,11 +280,16 @@ int run(int argc, char** argv) {
     }
     std::fflush(stdout);
   };
-  int64_t zn = 0;
-  const CsrGraphView zinc = zinc_like(zinc_graphs, dev, zn);
-  bench_case(rows, "zinc-like", zinc, 8, 8, dev, warmup, repeats);
-  print_new_rows();
-  if (nodes > 0) {
+  auto wanted = [&](const char* name) {
+    return std::find(cases.begin(), cases.end(), name) != cases.end();
+  };
+  if (wanted("zinc")) {
+    int64_t zn = 0;
+    const CsrGraphView zinc = zinc_like(zinc_graphs, dev, zn);
+    bench_case(rows, "zinc-like", zinc, 8, 8, dev, warmup, repeats);
+    print_new_rows();
+  }
+  if (nodes > 0 && wanted("random")) {
     std::fprintf(stderr, "building the large graph (%lld nodes, %lld edges)...\n",
                  static_cast<long long>(nodes), static_cast<long long>(edges));
     const CsrGraphView big = random_large(nodes, edges, dev);
@@ -285,6 +297,8 @@ int run(int argc, char** argv) {
       bench_case(rows, "large random", big, 8, d, dev, warmup, repeats);
       print_new_rows();
     }
+  }
+  if (nodes > 0 && wanted("power-law")) {
     int64_t max_in = 0;
     const CsrGraphView skewed = power_law_large(nodes, edges, dev, max_in);
     std::fprintf(stderr, "power-law graph: largest in-degree %lld\n",

@@ -1,5 +1,7 @@
 #include "kernels/graph_view.h"
 
+#include <algorithm>
+
 namespace lapis {
 
 CsrGraphView make_graph_view(const Tensor& in_ptr, const Tensor& src, const Tensor& out_ptr,
@@ -7,7 +9,27 @@ CsrGraphView make_graph_view(const Tensor& in_ptr, const Tensor& src, const Tens
   CsrGraphView g{in_ptr, src, out_ptr, out_edge, out_dst, 0, 0};
   g.num_nodes = in_ptr.defined() ? in_ptr.numel() - 1 : 0;
   g.num_edges = src.defined() ? src.numel() : 0;
+  if (in_ptr.defined() && !in_ptr.is_cuda()) g.max_in_degree = max_segment_length(in_ptr);
+  if (out_ptr.defined() && !out_ptr.is_cuda()) g.max_out_degree = max_segment_length(out_ptr);
   return g;
+}
+
+int64_t max_segment_length(const Tensor& ptr) {
+  if (!ptr.defined()) return -1;
+  LAPIS_CHECK(ptr.dtype() == Dtype::I32 && ptr.dim() == 1 && ptr.numel() >= 1,
+              "max_segment_length", "expects an i32 pointer array [N+1], got ", ptr.describe());
+  const Tensor host = ptr.is_cuda() ? ptr.to(Device::cpu()) : ptr;
+  const int32_t* p = host.data<int32_t>();
+  int64_t best = 0;
+  for (int64_t i = 0; i + 1 < host.numel(); ++i) {
+    best = std::max<int64_t>(best, static_cast<int64_t>(p[i + 1]) - p[i]);
+  }
+  return best;
+}
+
+void set_degree_bounds(CsrGraphView& g, const Tensor& in_ptr, const Tensor& out_ptr) {
+  g.max_in_degree = max_segment_length(in_ptr);
+  g.max_out_degree = max_segment_length(out_ptr);
 }
 
 namespace {

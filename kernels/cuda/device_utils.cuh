@@ -95,5 +95,8 @@ __device__ T ordered_partial_sum(const T* p, int64_t first, int64_t step, int64_
   return sum;
 }
 
+// A null pointer counts as aligned (an absent operand).
+inline bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
+
 }  // namespace cuda
 }  // namespace lapis

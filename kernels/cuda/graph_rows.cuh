@@ -115,7 +115,6 @@ void with_flag(bool flag, F&& f) {
   if (flag) f(std::true_type{}); else f(std::false_type{});
 }
 
-inline bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
 
 }  // namespace cuda
 }  // namespace lapis

@@ -17,15 +17,25 @@ namespace {
 // k / (K / G), as a grouped dL_dout). B is w^T for w [M, K] (a linear forward, x @ W^T) or, with
 // kTransW, w itself for w [K, M] (the input gradient, dL_dout @ W).
 //
-// Block (16, 16) computes a 32-row x 64-column tile of out; thread (ty, tx) owns rows ty and
-// ty + 16 and columns tx + 16 j, j = 0..3 (8 accumulators). The reduction over K runs in chunks
-// of 32 through shared memory (row stride 33: the column reads of B hit 16 distinct banks per
-// half warp, the row reads of A are broadcasts). Each accumulator adds its products in k order
-// with FMA. Every epilogue term is optional (nullptr / false). residual may be out itself (each
-// element is read and written by the same thread): that accumulates into out. Column c of out
-// group g = c / out_group_cols goes to out[g, row, c - g * out_group_cols], the plain [N, M]
-// layout with one group.
-constexpr int kGemmRows = 32, kGemmCols = 64, kChunk = 32;
+// A block computes a 32-row x 64-column tile of out with 128 threads per K half: thread (ty =
+// t / 16, tx = t % 16) of a half owns rows 4 ty .. 4 ty + 3 and columns 4 tx .. 4 tx + 3 (a 4 x 4
+// register tile). The reduction over K runs in chunks of 32 through shared memory stored k-major
+// (as[k][r], bs[k][c]), so each k costs a thread one 4-wide read of A (a broadcast: a warp
+// touches two row groups) and one of B (16 distinct 16-byte words) for 16 FMAs. For F32 the block
+// has two K halves (256 threads): half h takes chunks h, h + 2, ..., so at C = 64 both chunks
+// are fetched at once and each warp multiplies one chunk (these products are latency bound);
+// half 1 then hands its sums to half 0 through shared memory, which adds them to its own (a
+// fixed order: deterministic). F64 uses one half (two would need 51 KB of shared memory).
+// Global reads are staged so that a warp covers 8 consecutive k of 4 rows (4 full 32-byte
+// sectors) and its shared-memory stores hit 32 distinct banks. Each accumulator adds its
+// products in k order with FMA. Every epilogue term is optional (nullptr / false); with 4-aligned
+// widths and 16-byte aligned pointers (GemmJob::vec) the epilogue reads and writes 4 columns at
+// once. residual may be out itself (each element is read and written by the same thread): that
+// accumulates into out. Column c of out group g = c / out_group_cols goes to
+// out[g, row, c - g * out_group_cols], the plain [N, M] layout with one group.
+constexpr int kGemmRows = 32, kGemmCols = 64, kChunk = 32, kGemmHalfThreads = 128;
+template <typename T>
+constexpr int gemm_k_halves() { return sizeof(T) == 4 ? 2 : 1; }
 
 // One product of the kernel below (pointers may be null where the term is absent).
 template <typename T>
@@ -39,6 +49,7 @@ struct GemmJob {
   int64_t N;
   int K, M, a_group_cols, out_group_cols, row_tiles;
   bool relu;
+  bool vec;  // M and out_group_cols multiples of 4, out/bias/mask/residual 16-byte aligned
 };
 
 // Up to kMaxGemmJobs independent products in one launch, passed by value (no table upload): job
@@ -51,11 +62,44 @@ struct GemmJobs {
   int count;
 };
 
+// Four consecutive values from 16-byte aligned shared memory.
+__device__ inline void lds4(float (&r)[4], const float* p) {
+  const float4 v = *reinterpret_cast<const float4*>(p);
+  r[0] = v.x; r[1] = v.y; r[2] = v.z; r[3] = v.w;
+}
+__device__ inline void lds4(double (&r)[4], const double* p) {
+  const double2 a = *reinterpret_cast<const double2*>(p);
+  const double2 b = *reinterpret_cast<const double2*>(p + 2);
+  r[0] = a.x; r[1] = a.y; r[2] = b.x; r[3] = b.y;
+}
+
+// Four consecutive values at a 16-byte aligned global address.
+__device__ inline void ldg4(float (&r)[4], const float* p) {
+  const float4 v = *reinterpret_cast<const float4*>(p);
+  r[0] = v.x; r[1] = v.y; r[2] = v.z; r[3] = v.w;
+}
+__device__ inline void ldg4(double (&r)[4], const double* p) { lds4(r, p); }
+__device__ inline void stg4(float* p, const float (&r)[4]) {
+  *reinterpret_cast<float4*>(p) = make_float4(r[0], r[1], r[2], r[3]);
+}
+__device__ inline void stg4(double* p, const double (&r)[4]) {
+  *reinterpret_cast<double2*>(p) = make_double2(r[0], r[1]);
+  *reinterpret_cast<double2*>(p + 2) = make_double2(r[2], r[3]);
+}
+
+// Element e of a staged [rows x 32 k] chunk: k = e % 8 + 8 ((e / 32) % 4), row = (e / 8) % 4 +
+// 4 (e / 128): a warp reads 8 consecutive k of 4 rows.
+__device__ inline int staged_k(int e) { return (e & 7) + 8 * ((e >> 5) & 3); }
+__device__ inline int staged_row(int e) { return ((e >> 3) & 3) + 4 * (e >> 7); }
+
 template <typename T, bool kTransW>
 __device__ void small_gemm_tile(const GemmJob<T>& job, int row_tile, int col_tile) {
-  __shared__ T as[kGemmRows][kChunk + 1];
-  __shared__ T bs[kGemmCols][kChunk + 1];  // bs[c][k] = B[k0 + k][c0 + c]
-  constexpr int kALoads = kGemmRows * kChunk / 256, kBLoads = kGemmCols * kChunk / 256;
+  constexpr int kHalves = gemm_k_halves<T>();
+  constexpr int kPad = 16 / sizeof(T);  // keeps every shared row 16-byte aligned
+  __shared__ __align__(16) T as[kHalves][kChunk][kGemmRows + kPad];  // A[r0 + r][k0 + k]
+  __shared__ __align__(16) T bs[kHalves][kChunk][kGemmCols + kPad];  // B[k0 + k][c0 + c]
+  constexpr int kALoads = kGemmRows * kChunk / kGemmHalfThreads;
+  constexpr int kBLoads = kGemmCols * kChunk / kGemmHalfThreads;
   T* out = job.out;
   const T* __restrict__ a = job.a;
   const T* __restrict__ w = job.w;
@@ -66,7 +110,8 @@ __device__ void small_gemm_tile(const GemmJob<T>& job, int row_tile, int col_til
   const int K = job.K, M = job.M, a_group_cols = job.a_group_cols;
   const int out_group_cols = job.out_group_cols;
   const bool relu = job.relu;
-  const int tx = threadIdx.x, ty = threadIdx.y, tid = ty * 16 + tx;
+  const int half = threadIdx.x / kGemmHalfThreads;
+  const int tid = threadIdx.x % kGemmHalfThreads, tx = tid & 15, ty = tid >> 4;
   const int64_t r0 = static_cast<int64_t>(row_tile) * kGemmRows;
   const int c0 = col_tile * kGemmCols;
   // A chunk never straddles a group when the group width is a multiple of the chunk (the usual
@@ -74,15 +119,15 @@ __device__ void small_gemm_tile(const GemmJob<T>& job, int row_tile, int col_til
   const bool chunk_in_one_group = a_group_cols % kChunk == 0;
 
   // Each thread stages kALoads elements of the A chunk and kBLoads of the B chunk in registers;
-  // all of them are independent loads in flight at once, and the next chunk's are issued before
-  // the current chunk is multiplied.
+  // all of them are independent loads in flight at once, and the half's next chunk is fetched
+  // before the current one is multiplied. Elements at k >= K read as 0 (no memory access).
   T ra[kALoads], rb[kBLoads];
   auto fetch = [&](int k0) {
-    const int g0 = chunk_in_one_group ? k0 / a_group_cols : 0;
+    const int g0 = chunk_in_one_group && k0 < K ? k0 / a_group_cols : 0;
 #pragma unroll
     for (int q = 0; q < kALoads; ++q) {
-      const int e = tid + 256 * q, r = e / kChunk, kk = k0 + e % kChunk;
-      const int64_t row = r0 + r;
+      const int e = tid + kGemmHalfThreads * q, kk = k0 + staged_k(e);
+      const int64_t row = r0 + staged_row(e);
       T v = T(0);
       if (row < N && kk < K) {
         const int g = chunk_in_one_group ? g0 : kk / a_group_cols;
@@ -92,10 +137,11 @@ __device__ void small_gemm_tile(const GemmJob<T>& job, int row_tile, int col_til
     }
 #pragma unroll
     for (int q = 0; q < kBLoads; ++q) {
-      // Consecutive threads read consecutive addresses of w in both layouts.
-      const int e = tid + 256 * q;
-      const int c = kTransW ? e % kGemmCols : e / kChunk;
-      const int kk = k0 + (kTransW ? e / kGemmCols : e % kChunk);
+      // w [K, M]: a warp reads 32 consecutive columns of one k; w [M, K]: 8 consecutive k of 4
+      // columns (staged like A).
+      const int e = tid + kGemmHalfThreads * q;
+      const int c = kTransW ? e % kGemmCols : staged_row(e);
+      const int kk = k0 + (kTransW ? e / kGemmCols : staged_k(e));
       const int col = c0 + c;
       T v = T(0);
       if (col < M && kk < K) {
@@ -105,36 +151,96 @@ __device__ void small_gemm_tile(const GemmJob<T>& job, int row_tile, int col_til
     }
   };
 
-  T acc[2][4] = {};
-  if (K > 0) fetch(0);
-  for (int k0 = 0; k0 < K; k0 += kChunk) {
+  T acc[4][4] = {};
+  // Both halves run the same number of rounds (they share the block's barriers); a half whose
+  // chunk of the last round lies beyond K skips the multiply.
+  const int rounds = (K + kHalves * kChunk - 1) / (kHalves * kChunk);
+  if (rounds > 0) fetch(half * kChunk);
+  for (int round = 0; round < rounds; ++round) {
+    const int k0 = (round * kHalves + half) * kChunk;
 #pragma unroll
     for (int q = 0; q < kALoads; ++q) {
-      const int e = tid + 256 * q;
-      as[e / kChunk][e % kChunk] = ra[q];
+      const int e = tid + kGemmHalfThreads * q;
+      as[half][staged_k(e)][staged_row(e)] = ra[q];
     }
 #pragma unroll
     for (int q = 0; q < kBLoads; ++q) {
-      const int e = tid + 256 * q;
+      const int e = tid + kGemmHalfThreads * q;
       if (kTransW) {
-        bs[e % kGemmCols][e / kGemmCols] = rb[q];
+        bs[half][e / kGemmCols][e % kGemmCols] = rb[q];
       } else {
-        bs[e / kChunk][e % kChunk] = rb[q];
+        bs[half][staged_k(e)][staged_row(e)] = rb[q];
       }
     }
     __syncthreads();
-    if (k0 + kChunk < K) fetch(k0 + kChunk);
+    if (round + 1 < rounds) fetch(k0 + kHalves * kChunk);
+    if (k0 < K) {
 #pragma unroll 8
-    for (int k = 0; k < kChunk; ++k) {
-      const T a0 = as[ty][k], a1 = as[ty + 16][k];
+      for (int k = 0; k < kChunk; ++k) {
+        T av[4], bv[4];
+        lds4(av, &as[half][k][4 * ty]);
+        lds4(bv, &bs[half][k][4 * tx]);
+#pragma unroll
+        for (int i = 0; i < 4; ++i) {
+#pragma unroll
+          for (int j = 0; j < 4; ++j) acc[i][j] += av[i] * bv[j];
+        }
+      }
+    }
+    __syncthreads();
+  }
+  if (kHalves == 2) {
+    // Half 1's sums go through its own B buffer (free after the last barrier); half 0 adds them.
+    T* handoff = &bs[kHalves - 1][0][0];
+    static_assert(kChunk * (kGemmCols + kPad) >= 16 * kGemmHalfThreads, "handoff fits");
+    if (half == 1) {
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+#pragma unroll
+        for (int j = 0; j < 4; ++j) handoff[(i * 4 + j) * kGemmHalfThreads + tid] = acc[i][j];
+      }
+    }
+    __syncthreads();
+    if (half == 1) return;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+#pragma unroll
+      for (int j = 0; j < 4; ++j) acc[i][j] += handoff[(i * 4 + j) * kGemmHalfThreads + tid];
+    }
+  }
+  // Epilogue. All loads first, then all stores: residual may alias out, so a store before a load
+  // would serialise the loads (one memory round trip each).
+  T v[4][4];
+  const int col0 = c0 + 4 * tx;
+  if (job.vec) {
+    if (col0 >= M) return;
+    const int g = col0 / out_group_cols;  // the thread's 4 columns share a group (width % 4 == 0)
+    T b4[4] = {T(0), T(0), T(0), T(0)};
+    if (bias) ldg4(b4, bias + col0);
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const int64_t row = r0 + 4 * ty + i;
+      T m4[4] = {T(0), T(0), T(0), T(0)}, res4[4] = {T(0), T(0), T(0), T(0)};
+      if (row < N && mask) ldg4(m4, mask + row * M + col0);
+      if (row < N && residual) ldg4(res4, residual + row * M + col0);
 #pragma unroll
       for (int j = 0; j < 4; ++j) {
-        const T b = bs[tx + 16 * j][k];
-        acc[0][j] += a0 * b;
-        acc[1][j] += a1 * b;
+        v[i][j] = acc[i][j] + b4[j];
+        if (relu) v[i][j] = v[i][j] > T(0) ? v[i][j] : T(0);
+        if (mask) v[i][j] *= m4[j] > T(0) ? T(1) : T(0);  // as activation_backward
+        if (residual) v[i][j] += res4[j];
       }
     }
-    __syncthreads();
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const int64_t row = r0 + 4 * ty + i;
+      if (row < N) {
+        stg4(out + (static_cast<int64_t>(g) * N + row) * out_group_cols +
+                 (col0 - g * out_group_cols),
+             v[i]);
+      }
+    }
+    return;
   }
   // Output group of each of the thread's columns (one division per column, none when the
   // tile lies in one group).
@@ -142,17 +248,14 @@ __device__ void small_gemm_tile(const GemmJob<T>& job, int row_tile, int col_til
   int group_of[4];
 #pragma unroll
   for (int j = 0; j < 4; ++j) {
-    group_of[j] = tile_in_one_group ? c0 / out_group_cols : (c0 + tx + 16 * j) / out_group_cols;
+    group_of[j] = tile_in_one_group ? c0 / out_group_cols : (col0 + j) / out_group_cols;
   }
-  // All epilogue loads first, then all stores: residual may alias out, so a store before a load
-  // would serialise the loads (one memory round trip each).
-  T v[2][4];
 #pragma unroll
-  for (int i = 0; i < 2; ++i) {
-    const int64_t row = r0 + ty + 16 * i;
+  for (int i = 0; i < 4; ++i) {
+    const int64_t row = r0 + 4 * ty + i;
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
-      const int col = c0 + tx + 16 * j;
+      const int col = col0 + j;
       v[i][j] = acc[i][j];
       if (row >= N || col >= M) continue;
       if (bias) v[i][j] += bias[col];
@@ -162,12 +265,12 @@ __device__ void small_gemm_tile(const GemmJob<T>& job, int row_tile, int col_til
     }
   }
 #pragma unroll
-  for (int i = 0; i < 2; ++i) {
-    const int64_t row = r0 + ty + 16 * i;
+  for (int i = 0; i < 4; ++i) {
+    const int64_t row = r0 + 4 * ty + i;
     if (row >= N) continue;
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
-      const int col = c0 + tx + 16 * j;
+      const int col = col0 + j;
       if (col >= M) continue;
       const int g = group_of[j];
       out[(static_cast<int64_t>(g) * N + row) * out_group_cols + (col - g * out_group_cols)] =
@@ -201,7 +304,8 @@ void launch_small_gemms(std::vector<GemmJob<T>> jobs) {
   auto flush = [&] {
     if (pack.count == 0) return;
     pack.block_begin[pack.count] = blocks;
-    small_gemm_kernel<T, kTransW><<<static_cast<unsigned>(blocks), dim3(16, 16), 0, stream()>>>(pack);
+    small_gemm_kernel<T, kTransW>
+        <<<static_cast<unsigned>(blocks), kGemmHalfThreads * gemm_k_halves<T>(), 0, stream()>>>(pack);
     LAPIS_CUDA_CHECK(cudaGetLastError());
     pack = GemmJobs<T>{};
     blocks = 0;
@@ -225,16 +329,17 @@ void launch_small_gemms(std::vector<GemmJob<T>> jobs) {
 
 // ---- weight and bias gradients: dW_g += dY_g^T X, db_g += column sums of dY_g ----
 //
-// Grid (tiles, slices, groups). Block (16, 16) owns a 32 x 32 tile of dW_g (rows o0.., columns
-// i0..) over one slice of consecutive rows of dY_g / X; thread (ty, tx) accumulates outputs
-// (ty | ty + 16, tx | tx + 16) over the slice's rows in row order, reading 32-row chunks staged
-// in shared memory (the next chunk is fetched into registers while the current one is used).
-// Blocks of the first column tile also sum dY's columns for the bias. With one slice the block
-// adds its tile to dW directly. Otherwise it stores the tile as a partial, and the last slice
-// block of the tile to arrive (last_block_arrives) adds the partials in slice order, with 8
-// slices' loads in flight per step, and adds the total to dW: deterministic, one launch, no
+// Grid (tiles, slices, groups). A block of 64 threads owns a 32 x 32 tile of dW_g (rows o0..,
+// columns i0..) over one slice of consecutive rows of dY_g / X; thread (ty = tid / 8,
+// tx = tid % 8) accumulates the 4 x 4 outputs (4 ty + i, 4 tx + j) over the slice's rows in row
+// order, reading 32-row chunks staged in shared memory (the next chunk is fetched into
+// registers while the current one is used; per row one 4-wide read of dY and one of X for 16
+// FMAs). Blocks of the first column tile also sum dY's columns for the bias. With one slice the
+// block adds its tile to dW directly. Otherwise it stores the tile as a partial, and the last
+// slice block of the tile to arrive (last_block_arrives) adds the partials in slice order, with
+// 16 slices' loads in flight per step, and adds the total to dW: deterministic, one launch, no
 // split-K reduction kernel and no separate bias-gradient kernel.
-constexpr int kTile = 32;
+constexpr int kTile = 32, kWgThreads = 64;
 
 // One weight-gradient problem: dy [G, N, OG] (or [N, OG]), x [N, IN], dw [G * OG, IN], db
 // [G * OG] or null; partials and counters for its tiles when slices > 1.
@@ -254,9 +359,11 @@ struct WeightGradJob {
 // The block (tile, slice, g) of job j; every thread of the block calls it.
 template <typename T>
 __device__ void weight_grad_block(const WeightGradJob<T>& j, int tile, int slice, int g) {
-  __shared__ T dys[kTile][kTile + 1];
-  __shared__ T xs[kTile][kTile + 1];
-  const int tx = threadIdx.x, ty = threadIdx.y, tid = ty * 16 + tx;
+  constexpr int kPad = 16 / sizeof(T);  // keeps every shared row 16-byte aligned
+  constexpr int kLoads = kTile * kTile / kWgThreads;
+  __shared__ __align__(16) T dys[kTile][kTile + kPad];
+  __shared__ __align__(16) T xs[kTile][kTile + kPad];
+  const int tid = threadIdx.x, tx = tid & 7, ty = tid >> 3;
   const int slices = j.slices, tiles = j.tiles, in_tiles = j.in_tiles;
   const int out_tiles = tiles / in_tiles, OG = j.OG, IN = j.IN;
   const int64_t N = j.N;
@@ -270,25 +377,25 @@ __device__ void weight_grad_block(const WeightGradJob<T>& j, int tile, int slice
   const int64_t n0 = static_cast<int64_t>(slice) * j.slice_rows;
   const int64_t n1 = n0 + j.slice_rows < N ? n0 + j.slice_rows : N;
 
-  // Thread tid stages elements e = tid + 256 q, q = 0..3, of each chunk: row e / 32, column
-  // e % 32 (a warp reads 32 consecutive columns of one row).
-  T next_dy[4], next_x[4];
+  // Thread tid stages elements e = tid + 64 q of each chunk: row e / 32, column e % 32 (a warp
+  // reads 32 consecutive columns of one row).
+  T next_dy[kLoads], next_x[kLoads];
   auto fetch = [&](int64_t r0) {
 #pragma unroll
-    for (int q = 0; q < 4; ++q) {
-      const int e = tid + 256 * q, r = e / kTile, c = e % kTile;
+    for (int q = 0; q < kLoads; ++q) {
+      const int e = tid + kWgThreads * q, r = e / kTile, c = e % kTile;
       const int64_t row = r0 + r;
       const bool in_rows = row < n1;
       next_dy[q] = (in_rows && o0 + c < OG) ? dyg[row * OG + o0 + c] : T(0);
       next_x[q] = (in_rows && i0 + c < IN) ? x[row * IN + i0 + c] : T(0);
     }
   };
-  T acc00 = 0, acc01 = 0, acc10 = 0, acc11 = 0, bsum = 0;
+  T acc[4][4] = {}, bsum = 0;
   if (n0 < n1) fetch(n0);
   for (int64_t r0 = n0; r0 < n1; r0 += kTile) {
 #pragma unroll
-    for (int q = 0; q < 4; ++q) {
-      const int e = tid + 256 * q;
+    for (int q = 0; q < kLoads; ++q) {
+      const int e = tid + kWgThreads * q;
       dys[e / kTile][e % kTile] = next_dy[q];
       xs[e / kTile][e % kTile] = next_x[q];
     }
@@ -296,11 +403,14 @@ __device__ void weight_grad_block(const WeightGradJob<T>& j, int tile, int slice
     if (r0 + kTile < n1) fetch(r0 + kTile);
 #pragma unroll 8
     for (int r = 0; r < kTile; ++r) {
-      const T d0 = dys[r][ty], d1 = dys[r][ty + 16], a0 = xs[r][tx], a1 = xs[r][tx + 16];
-      acc00 += d0 * a0;
-      acc01 += d0 * a1;
-      acc10 += d1 * a0;
-      acc11 += d1 * a1;
+      T d[4], a[4];
+      lds4(d, &dys[r][4 * ty]);
+      lds4(a, &xs[r][4 * tx]);
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+#pragma unroll
+        for (int k = 0; k < 4; ++k) acc[i][k] += d[i] * a[k];
+      }
     }
     if (with_bias && tid < kTile) {
 #pragma unroll 8
@@ -311,66 +421,76 @@ __device__ void weight_grad_block(const WeightGradJob<T>& j, int tile, int slice
 
   const int64_t tile_id = static_cast<int64_t>(g) * tiles + tile;
   if (slices == 1) {
-    const int oa = o0 + ty, ob = o0 + ty + 16, ia = i0 + tx, ib = i0 + tx + 16;
-    if (oa < OG && ia < IN) dw[static_cast<int64_t>(oa) * IN + ia] += acc00;
-    if (oa < OG && ib < IN) dw[static_cast<int64_t>(oa) * IN + ib] += acc01;
-    if (ob < OG && ia < IN) dw[static_cast<int64_t>(ob) * IN + ia] += acc10;
-    if (ob < OG && ib < IN) dw[static_cast<int64_t>(ob) * IN + ib] += acc11;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const int o = o0 + 4 * ty + i;
+#pragma unroll
+      for (int k = 0; k < 4; ++k) {
+        const int in = i0 + 4 * tx + k;
+        if (o < OG && in < IN) dw[static_cast<int64_t>(o) * IN + in] += acc[i][k];
+      }
+    }
     if (with_bias && tid < kTile && o0 + tid < OG) db[o0 + tid] += bsum;
     return;
   }
   T* pw = j.partial_w + (tile_id * slices + slice) * (kTile * kTile);
-  pw[ty * kTile + tx] = acc00;
-  pw[ty * kTile + tx + 16] = acc01;
-  pw[(ty + 16) * kTile + tx] = acc10;
-  pw[(ty + 16) * kTile + tx + 16] = acc11;
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+#pragma unroll
+    for (int k = 0; k < 4; ++k) pw[(4 * ty + i) * kTile + 4 * tx + k] = acc[i][k];
+  }
   const int64_t bias_tile = static_cast<int64_t>(g) * out_tiles + ot;
   if (with_bias && tid < kTile) j.partial_b[(bias_tile * slices + slice) * kTile + tid] = bsum;
   if (!last_block_arrives(j.counters + tile_id, slices)) return;
 
-  // Finishing block: thread tid adds outputs 4 tid .. 4 tid + 3 of the tile (row tid / 8), and
-  // threads tid < 32 the bias partials of the tile's rows, slices in order, 16 slices' loads in
-  // flight per step (two L2 round trips for 32 slices).
+  // Finishing block: in part p, thread tid adds outputs 4 u .. 4 u + 3 of the tile, u = tid +
+  // 64 p (row u / 8), and threads tid < 32 the bias partials of the tile's rows; slices in order,
+  // 16 slices' loads in flight per step.
   constexpr int kBatch = 16;
-  const T* base = j.partial_w + tile_id * slices * (kTile * kTile) + 4 * tid;
-  const T* bias_base = j.partial_b + bias_tile * slices * kTile + tid;
   const bool finish_bias = with_bias && tid < kTile;
-  T sum[4] = {0, 0, 0, 0}, bias_sum = 0;
-  for (int s0 = 0; s0 < slices; s0 += kBatch) {
-    T v[kBatch][4], vb[kBatch];
+  T bias_sum = 0;
+  for (int p = 0; p < kTile * kTile / 4 / kWgThreads; ++p) {
+    const int u = tid + kWgThreads * p;
+    const T* base = j.partial_w + tile_id * slices * (kTile * kTile) + 4 * u;
+    const T* bias_base = j.partial_b + bias_tile * slices * kTile + tid;
+    const bool add_bias = finish_bias && p == 0;
+    T sum[4] = {0, 0, 0, 0};
+    for (int s0 = 0; s0 < slices; s0 += kBatch) {
+      T v[kBatch][4], vb[kBatch];
 #pragma unroll
-    for (int u = 0; u < kBatch; ++u) {
-      const bool in = s0 + u < slices;
-      const int64_t at = static_cast<int64_t>(s0 + u);
+      for (int b = 0; b < kBatch; ++b) {
+        const bool in = s0 + b < slices;
+        const int64_t at = static_cast<int64_t>(s0 + b);
 #pragma unroll
-      for (int q = 0; q < 4; ++q) v[u][q] = in ? __ldcg(base + at * (kTile * kTile) + q) : T(0);
-      vb[u] = in && finish_bias ? __ldcg(bias_base + at * kTile) : T(0);
+        for (int q = 0; q < 4; ++q) v[b][q] = in ? __ldcg(base + at * (kTile * kTile) + q) : T(0);
+        vb[b] = in && add_bias ? __ldcg(bias_base + at * kTile) : T(0);
+      }
+#pragma unroll
+      for (int b = 0; b < kBatch; ++b) {
+#pragma unroll
+        for (int q = 0; q < 4; ++q) sum[q] += v[b][q];
+        bias_sum += vb[b];
+      }
     }
+    const int o = o0 + u / 8;
 #pragma unroll
-    for (int u = 0; u < kBatch; ++u) {
-#pragma unroll
-      for (int q = 0; q < 4; ++q) sum[q] += v[u][q];
-      bias_sum += vb[u];
+    for (int q = 0; q < 4; ++q) {
+      const int i = i0 + (u % 8) * 4 + q;
+      if (o < OG && i < IN) dw[static_cast<int64_t>(o) * IN + i] += sum[q];
     }
-  }
-  const int o = o0 + tid / 8;
-#pragma unroll
-  for (int q = 0; q < 4; ++q) {
-    const int i = i0 + (tid % 8) * 4 + q;
-    if (o < OG && i < IN) dw[static_cast<int64_t>(o) * IN + i] += sum[q];
   }
   if (finish_bias && o0 + tid < OG) db[o0 + tid] += bias_sum;
 }
 
 template <typename T>
-__global__ void __launch_bounds__(256) weight_grad_kernel(const WeightGradJob<T> j) {
+__global__ void __launch_bounds__(kWgThreads) weight_grad_kernel(const WeightGradJob<T> j) {
   weight_grad_block(j, blockIdx.x, blockIdx.y, blockIdx.z);
 }
 
 // Several jobs in one grid: job k owns blocks [block_begin[k], block_begin[k + 1]), numbered
 // (g * tiles + tile) * slices + slice.
 template <typename T>
-__global__ void __launch_bounds__(256)
+__global__ void __launch_bounds__(kWgThreads)
     weight_grad_batched_kernel(const WeightGradJob<T>* __restrict__ jobs,
                                const int64_t* __restrict__ block_begin, int count) {
   const int64_t b = blockIdx.x;
@@ -410,6 +530,13 @@ const T* ptr_or_null(const Tensor& t) {
   return t.defined() && t.numel() > 0 ? t.data<T>() : nullptr;
 }
 
+// The 4-wide epilogue applies: whole 4-column runs of one output group, aligned operands.
+template <typename T>
+bool vector_epilogue(const GemmJob<T>& j) {
+  return j.M % 4 == 0 && j.out_group_cols % 4 == 0 && aligned16(j.out) && aligned16(j.bias) &&
+         aligned16(j.mask) && aligned16(j.residual);
+}
+
 Dtype batch_dtype(const char* op, const std::vector<Dtype>& dtypes) {
   for (Dtype d : dtypes) {
     LAPIS_CHECK(d == dtypes.front(), op, "one fused batch holds one dtype, got ",
@@ -441,6 +568,7 @@ void linear_forward_fused_batch(const std::vector<LinearForwardCall>& calls) {
       j.a_group_cols = IN == 0 ? 1 : static_cast<int>(IN);
       j.out_group_cols = OUT == 0 ? 1 : static_cast<int>(OUT / c.groups);
       j.relu = c.relu;
+      j.vec = vector_epilogue(j);
       jobs.push_back(j);
     }
     launch_small_gemms<scalar_t, false>(std::move(jobs));
@@ -467,6 +595,7 @@ void input_grad_fused_batch(const std::vector<InputGradCall>& calls) {
       j.M = static_cast<int>(IN);
       j.a_group_cols = OUT == 0 ? 1 : static_cast<int>(OUT / c.groups);
       j.out_group_cols = IN == 0 ? 1 : static_cast<int>(IN);
+      j.vec = vector_epilogue(j);
       jobs.push_back(j);
     }
     launch_small_gemms<scalar_t, true>(std::move(jobs));
@@ -564,7 +693,7 @@ void launch_weight_grads(const std::vector<WeightGradItem>& items, Device device
     pb = pb ? pb + s.partial_b() : nullptr;
     counters = counters ? counters + s.counters() : nullptr;
   }
-  const dim3 block(16, 16);
+  const unsigned block = kWgThreads;
   if (jobs.size() == 1) {
     const WeightGradShape& s = shapes[0];
     const dim3 grid(static_cast<unsigned>(s.tiles), static_cast<unsigned>(s.slices),

@@ -214,11 +214,13 @@ struct Runner {
   const PreparedData& data;
   GraphTransformer& model;
 
-  // The model's view of a batch already on the model's device.
-  GraphTransformerInput input(const GraphBatch& b) const {
+  // The model's view of a batch already on the model's device; `host` is the CPU batch it was
+  // copied from (the degree bounds come from there, without a device readback).
+  GraphTransformerInput input(const GraphBatch& b, const GraphBatch& host) const {
     GraphTransformerInput in;
     in.graph = make_graph_view(b.graph.in_ptr, b.graph.src, b.graph.out_ptr, b.graph.out_edge,
                                b.graph.out_dst);
+    set_degree_bounds(in.graph, host.graph.in_ptr, host.graph.out_ptr);
     in.node_x = data.attr_index >= 0
                     ? b.node_extras[static_cast<size_t>(data.attr_index)]
                     : b.graph.node_features.reshape({b.graph.num_nodes});
@@ -284,7 +286,7 @@ EvalTotals evaluate(Runner& run, const std::vector<GraphSample>& samples, int64_
     std::vector<int32_t> labels;
     if (run.data.task != Task::GraphRegression) labels = cpu.y.to_vector<int32_t>();
     GraphTransformerCtx ctx;
-    const Tensor out = run.model.forward(run.input(b), ctx);
+    const Tensor out = run.model.forward(run.input(b, cpu), ctx);
     axpy(loss_sum, 1.0, run.loss(out, b, labels, nullptr));
     if (run.data.task != Task::GraphRegression) {
       Tensor pred = Tensor::empty({out.size(0)}, Dtype::I64, device);
@@ -463,7 +465,7 @@ TrainResult train_graph_transformer(const TrainConfig& config_in, std::ostream* 
       std::vector<int32_t> labels;
       if (data.task == Task::NodeClassification) labels = cpu.y.to_vector<int32_t>();
       GraphTransformerCtx ctx;
-      const Tensor out = model.forward(run.input(b), ctx);
+      const Tensor out = model.forward(run.input(b, cpu), ctx);
       Tensor dL_dout;
       axpy(loss_sum, 1.0, run.loss(out, b, labels, &dL_dout));
       opt.zero_grad();

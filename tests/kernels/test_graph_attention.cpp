@@ -3,7 +3,10 @@
 // normalised rows summing to one, empty graphs, errors, and CPU vs CUDA (+ determinism).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <random>
+#include <string>
 #include <vector>
 
 #include "core/tensor.h"
@@ -50,9 +53,16 @@ struct Result {
 
 enum class Path { Naive, Parallel, Dispatch };
 
+// The degree bounds a view hands the CUDA kernels (-1: unknown, rows may be split).
+struct DegreeBounds {
+  int64_t in = -1, out = -1;
+};
+
 // Runs forward + backward on `device` (Dispatch) or through a CPU path; results on the CPU.
-Result run(const Problem& p, Path path, Device device = Device::cpu()) {
-  const CsrGraphView g = testing::graph_to(p.g, device);
+Result run(const Problem& p, Path path, Device device = Device::cpu(), DegreeBounds bounds = {}) {
+  CsrGraphView g = testing::graph_to(p.g, device);
+  g.max_in_degree = bounds.in;
+  g.max_out_degree = bounds.out;
   const int64_t n = g.num_nodes, e = g.num_edges;
   const Dtype dt = p.q.dtype();
   auto to = [&](const Tensor& t) { return t.defined() ? t.to(device) : Tensor(); };
@@ -263,6 +273,25 @@ TEST(GraphAttention, Errors) {
       {"graph_attention_backward", "dL_de"});
 }
 
+// The views of CPU graphs carry their largest in-/out-degree (the CUDA kernels' load-balancing
+// hint); views of device tensors do not, until set_degree_bounds reads host copies.
+TEST(GraphView, DegreeBounds) {
+  const CsrGraphView g = testing::graph_from_edges(6, {{0, 1}, {2, 1}, {3, 1}, {0, 4}, {0, 5}});
+  EXPECT_EQ(g.max_in_degree, 3);
+  EXPECT_EQ(g.max_out_degree, 3);
+  EXPECT_EQ(max_segment_length(g.in_ptr), 3);
+  EXPECT_EQ(max_segment_length(Tensor::zeros({1}, Dtype::I32)), 0);  // no nodes
+  EXPECT_EQ(max_segment_length(Tensor()), -1);
+  testing::expect_error_mentions([] { max_segment_length(Tensor::zeros({3}, Dtype::F32)); },
+                                 {"max_segment_length", "i32"});
+  const CsrGraphView empty = testing::graph_from_edges(4, {});
+  EXPECT_EQ(empty.max_in_degree, 0);
+  CsrGraphView h;
+  set_degree_bounds(h, g.in_ptr, g.out_ptr);
+  EXPECT_EQ(h.max_in_degree, 3);
+  EXPECT_EQ(h.max_out_degree, 3);
+}
+
 // ---------------------------------------------------------------- CUDA
 
 // f32 tolerance: sums of up to ~1000 terms of O(1) products in a different order (lane partial
@@ -320,6 +349,60 @@ TEST(GraphAttentionCuda, Deterministic) {
   EXPECT_TRUE(bitwise_equal(a.dk, b.dk));
   EXPECT_TRUE(bitwise_equal(a.dv, b.dv));
   EXPECT_TRUE(bitwise_equal(a.de, b.de));
+}
+
+// Rows longer than the CUDA kernels' split length (128 edges) are reduced in pieces by several
+// thread groups and combined in order: destination hubs of in-degree 128 (not split), 129, 257,
+// 300 and 1000 next to each other (windows holding pieces of two heavy rows), source hubs of
+// out-degree 129 and 500 (the CSC pass), sparse background edges. Unknown and exact degree
+// bounds take the split path (same bits); a bound that wrongly claims short rows takes the
+// unsplit path, which must still be right.
+CsrGraphView heavy_row_graph(uint64_t seed) {
+  const int32_t n = 300;
+  std::mt19937_64 rng(seed);
+  std::uniform_int_distribution<int32_t> any(0, n - 1);
+  std::vector<std::pair<int32_t, int32_t>> edges;
+  for (int k = 0; k < 2 * n; ++k) edges.emplace_back(any(rng), any(rng));
+  const std::vector<std::pair<int32_t, int>> in_hubs = {{5, 128}, {6, 129}, {7, 257}, {8, 300},
+                                                        {9, 1000}};
+  for (auto [node, degree] : in_hubs) {
+    for (int k = 0; k < degree; ++k) edges.emplace_back(any(rng), node);
+  }
+  for (auto [node, degree] : std::vector<std::pair<int32_t, int>>{{20, 129}, {21, 500}}) {
+    for (int k = 0; k < degree; ++k) edges.emplace_back(node, any(rng));
+  }
+  std::shuffle(edges.begin(), edges.end(), rng);
+  return testing::graph_from_edges(n, std::move(edges));
+}
+
+TEST(GraphAttentionCuda, HeavyRowsSplitAcrossGroups) {
+  LAPIS_REQUIRE_CUDA_OR_SKIP();
+  const CsrGraphView g = heavy_row_graph(3);
+  const DegreeBounds exact{g.max_in_degree, g.max_out_degree};
+  ASSERT_GE(exact.in, 1000);
+  ASSERT_GE(exact.out, 500);
+  const std::vector<std::pair<int64_t, int64_t>> heads_dims = {{8, 8}, {3, 5}, {2, 128}};
+  for (Dtype dt : {Dtype::F32, Dtype::F64}) {
+    const double tol = dt == Dtype::F32 ? 1e-4 : 1e-10;
+    for (auto [h, d] : heads_dims) {
+      for (bool with_e : {true, false}) {
+        Problem p = make_problem(g, h, d, with_e, with_e, dt, 40 + d);
+        const Result ref = run(p, Path::Naive);
+        const Result unknown = run(p, Path::Dispatch, Device::cuda());
+        const Result known = run(p, Path::Dispatch, Device::cuda(), exact);
+        const Result claimed_short = run(p, Path::Dispatch, Device::cuda(), {0, 0});
+        const std::string where = std::string(dtype_name(dt)) + " H = " + std::to_string(h) +
+                                  " D = " + std::to_string(d) + " with_e = " +
+                                  std::to_string(with_e);
+        EXPECT_TRUE(results_close(unknown, ref, tol, tol)) << where;
+        EXPECT_TRUE(results_close(claimed_short, ref, tol, tol)) << where << " (unsplit)";
+        for (auto [a, b] : {std::pair{unknown.out, known.out}, {unknown.dq, known.dq},
+                            {unknown.dk, known.dk}, {unknown.dv, known.dv}, {unknown.z, known.z}}) {
+          EXPECT_TRUE(bitwise_equal(a, b)) << where;
+        }
+      }
+    }
+  }
 }
 
 TEST(GraphAttentionCuda, RejectsLargeHeadDim) {
