@@ -74,24 +74,39 @@ __device__ inline bool last_block_arrives(unsigned int* counter, unsigned int ex
   return last;
 }
 
-// Sum of p[s * stride] over s = first, first + step, ... < count, added in that order (so the
-// result is the plain sequential sum, bit for bit), with 8 loads in flight at a time instead of
-// one dependent L2 round trip per term. For the finishing block of a last_block_arrives
-// reduction: __ldcg reads the other blocks' partials from L2.
+// Sums of p[s * stride] and q[s * stride] over s = first, first + step, ... < count, each added
+// in that order (so each result is the plain sequential sum, bit for bit), with 16 slices' loads
+// of both arrays in flight at a time instead of one dependent L2 round trip per term. For the
+// finishing block of a last_block_arrives reduction or after a grid-wide sync: __ldcg reads the
+// other blocks' partials from L2. q may be null (then *q_sum is left alone).
+template <typename T>
+__device__ void ordered_partial_sums(const T* p, const T* q, int64_t first, int64_t step,
+                                     int64_t count, int64_t stride, T* p_sum, T* q_sum) {
+  constexpr int kBatch = 16;
+  T sp = T(0), sq = T(0);
+  for (int64_t s0 = first; s0 < count; s0 += kBatch * step) {
+    T vp[kBatch], vq[kBatch];
+#pragma unroll
+    for (int u = 0; u < kBatch; ++u) {
+      const int64_t s = s0 + u * step;
+      vp[u] = s < count ? __ldcg(p + s * stride) : T(0);
+      vq[u] = q != nullptr && s < count ? __ldcg(q + s * stride) : T(0);
+    }
+#pragma unroll
+    for (int u = 0; u < kBatch; ++u) {
+      sp += vp[u];
+      sq += vq[u];
+    }
+  }
+  *p_sum = sp;
+  if (q != nullptr) *q_sum = sq;
+}
+
 template <typename T>
 __device__ T ordered_partial_sum(const T* p, int64_t first, int64_t step, int64_t count,
                                  int64_t stride) {
   T sum = T(0);
-  for (int64_t s0 = first; s0 < count; s0 += 8 * step) {
-    T v[8];
-#pragma unroll
-    for (int u = 0; u < 8; ++u) {
-      const int64_t s = s0 + u * step;
-      v[u] = s < count ? __ldcg(p + s * stride) : T(0);
-    }
-#pragma unroll
-    for (int u = 0; u < 8; ++u) sum += v[u];
-  }
+  ordered_partial_sums<T>(p, nullptr, first, step, count, stride, &sum, nullptr);
   return sum;
 }
 

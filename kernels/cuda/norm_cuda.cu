@@ -191,8 +191,8 @@ __global__ void column_grad_kernel(T* __restrict__ pa, T* __restrict__ pb,
   // Last block of the tile: add the S partials of each channel, slices s = threadIdx.y + 8k in
   // order per thread, then the 8 thread sums in order. __ldcg reads them from L2, where the
   // other blocks' stores went.
-  a = active ? ordered_partial_sum(pa + c, threadIdx.y, kRows, gridDim.y, c_count) : T(0);
-  b = active ? ordered_partial_sum(pb + c, threadIdx.y, kRows, gridDim.y, c_count) : T(0);
+  a = b = T(0);
+  if (active) ordered_partial_sums(pa + c, pb + c, threadIdx.y, kRows, gridDim.y, c_count, &a, &b);
   a = sum_over_block_rows(ta, a);
   b = sum_over_block_rows(tb, b);
   if (threadIdx.y == 0 && active) finish(c, a, b);
@@ -279,7 +279,8 @@ __device__ MeanM2<T> slice_mean_m2(const T* __restrict__ x, int64_t c_count, int
 
 // Merges the S slice statistics pmean/pm2 [S, C] of channel c (slice s covers rows
 // [s * slice_rows, min(N, (s + 1) * slice_rows))): per thread slices threadIdx.y + 8k in order,
-// 4 slices' loads in flight at a time, then the 8 threads in order. The result is meaningful
+// 16 slices' loads in flight at a time (one L2 round trip up to 128 slices), then the 8 threads
+// in order. The result is meaningful
 // where threadIdx.y == 0; every thread of the block must call it. The order depends only on
 // (N, C): every block that merges gets the same bits.
 template <typename T>
@@ -290,7 +291,7 @@ __device__ MeanM2<T> merge_slices(const T* pmean, const T* pm2, int64_t slices, 
   __shared__ int64_t part_n[kRows][kTile + 1];
   MeanM2<T> part;
   if (active) {
-    constexpr int kBatch = 4;
+    constexpr int kBatch = 16;
     for (int64_t s0 = threadIdx.y; s0 < slices; s0 += kRows * kBatch) {
       T m[kBatch], q[kBatch];
 #pragma unroll
@@ -538,8 +539,8 @@ __global__ void batchnorm_backward_coop_kernel(const BnJobs<BnBackwardJob<T>> jo
   }
   cooperative_groups::this_grid().sync();
   if (j.slices > 1) {
-    a = active ? ordered_partial_sum(j.pa + c, threadIdx.y, kRows, j.slices, c_count) : T(0);
-    b = active ? ordered_partial_sum(j.pb + c, threadIdx.y, kRows, j.slices, c_count) : T(0);
+    a = b = T(0);
+    if (active) ordered_partial_sums(j.pa + c, j.pb + c, threadIdx.y, kRows, j.slices, c_count, &a, &b);
     a = sum_over_block_rows(ta, a);
     b = sum_over_block_rows(tb, b);
   }
