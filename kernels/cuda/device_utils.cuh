@@ -75,14 +75,15 @@ __device__ inline bool last_block_arrives(unsigned int* counter, unsigned int ex
 }
 
 // Sums of p[s * stride] and q[s * stride] over s = first, first + step, ... < count, each added
-// in that order (so each result is the plain sequential sum, bit for bit), with 16 slices' loads
+// in that order (so each result is the plain sequential sum, bit for bit), with 8 slices' loads
 // of both arrays in flight at a time instead of one dependent L2 round trip per term. For the
 // finishing block of a last_block_arrives reduction or after a grid-wide sync: __ldcg reads the
 // other blocks' partials from L2. q may be null (then *q_sum is left alone).
 template <typename T>
 __device__ void ordered_partial_sums(const T* p, const T* q, int64_t first, int64_t step,
                                      int64_t count, int64_t stride, T* p_sum, T* q_sum) {
-  constexpr int kBatch = 16;
+  constexpr int kBatch = 8;  // 16 loads in flight; more would cost the cooperative
+                             // BatchNorm kernels occupancy (their blocks must all be resident)
   T sp = T(0), sq = T(0);
   for (int64_t s0 = first; s0 < count; s0 += kBatch * step) {
     T vp[kBatch], vq[kBatch];

@@ -13,6 +13,7 @@
 
 #include "core/cuda/cuda_check.h"
 #include "kernels/cuda/graph_rows.cuh"
+#include "kernels/cuda/overlapped_launch.cuh"
 
 namespace lapis {
 namespace cuda {
@@ -280,6 +281,7 @@ struct BackwardSrcPass {
 // left to heavy_window_kernel + heavy_combine_kernel.
 template <class P, bool SPLIT>
 __global__ void rows_kernel(const typename P::Args a) {
+  wait_for_previous_kernel();
   using T = typename P::Scalar;
   HeadGroup g;
   if (!head_group(a.n, a.heads, a.ns, g)) return;
@@ -313,6 +315,7 @@ __device__ inline int64_t row_of_position(const int32_t* ptr, int64_t n, int64_t
 template <class P>
 __global__ void heavy_window_kernel(const typename P::Args a, Partial<typename P::Scalar>* part,
                                     int64_t windows) {
+  wait_for_previous_kernel();
   using T = typename P::Scalar;
   HeadGroup g;
   if (!head_group(windows, a.heads, a.ns, g)) return;
@@ -340,6 +343,7 @@ __global__ void heavy_window_kernel(const typename P::Args a, Partial<typename P
 template <class P>
 __global__ void heavy_combine_kernel(const typename P::Args a,
                                      const Partial<typename P::Scalar>* part) {
+  wait_for_previous_kernel();
   using T = typename P::Scalar;
   HeadGroup g;
   if (!head_group(a.n, a.heads, a.ns, g)) return;
@@ -367,23 +371,20 @@ void run_pass(const typename P::Args& a, int64_t max_degree, Device device) {
   const unsigned blocks = head_group_blocks(a.n, a.heads, a.ns);
   const bool split = a.num_edges > kHeavyRowEdges && (max_degree < 0 || max_degree > kHeavyRowEdges);
   if (!split) {
-    rows_kernel<P, false><<<blocks, kGraphBlock, 0, stream()>>>(a);
-    LAPIS_CUDA_CHECK(cudaGetLastError());
+    launch_overlapped(rows_kernel<P, false>, dim3(blocks), dim3(kGraphBlock), a);
     return;
   }
-  rows_kernel<P, true><<<blocks, kGraphBlock, 0, stream()>>>(a);
-  LAPIS_CUDA_CHECK(cudaGetLastError());
+  launch_overlapped(rows_kernel<P, true>, dim3(blocks), dim3(kGraphBlock), a);
   const int64_t windows = (a.num_edges + kHeavyRowEdges - 1) / kHeavyRowEdges;
   static_assert(sizeof(Partial<T>) == 9 * sizeof(T), "Partial is packed");
   // Slots of rows that are not heavy are never read, so the workspace is not cleared.
   const int64_t part_values = windows * 2 * a.heads * a.ns * 9;
   Tensor part = Tensor::empty(Shape{part_values}, dtype_of<T>(), device);
   auto* pp = reinterpret_cast<Partial<T>*>(part.data<T>());
-  heavy_window_kernel<P><<<head_group_blocks(windows, a.heads, a.ns), kGraphBlock, 0, stream()>>>(
-      a, pp, windows);
-  LAPIS_CUDA_CHECK(cudaGetLastError());
-  heavy_combine_kernel<P><<<blocks, kGraphBlock, 0, stream()>>>(a, pp);
-  LAPIS_CUDA_CHECK(cudaGetLastError());
+  launch_overlapped(heavy_window_kernel<P>, dim3(head_group_blocks(windows, a.heads, a.ns)),
+                    dim3(kGraphBlock), a, pp, windows);
+  launch_overlapped(heavy_combine_kernel<P>, dim3(blocks), dim3(kGraphBlock), a,
+                    static_cast<const Partial<T>*>(pp));
 }
 
 template <typename T>

@@ -6,6 +6,7 @@
 #include "core/cuda/cuda_check.h"
 #include "kernels/cuda/device_utils.cuh"
 #include "kernels/cuda/elementwise_cuda.h"
+#include "kernels/cuda/overlapped_launch.cuh"
 
 namespace lapis {
 namespace cuda {
@@ -281,6 +282,7 @@ __device__ void small_gemm_tile(const GemmJob<T>& job, int row_tile, int col_til
 
 template <typename T, bool kTransW>
 __global__ void __launch_bounds__(256) small_gemm_kernel(const GemmJobs<T> jobs) {
+  wait_for_previous_kernel();
   const int b = blockIdx.x;
   // Constant indices keep the jobs in the parameter space (a dynamic index would copy them to
   // local memory).
@@ -304,9 +306,8 @@ void launch_small_gemms(std::vector<GemmJob<T>> jobs) {
   auto flush = [&] {
     if (pack.count == 0) return;
     pack.block_begin[pack.count] = blocks;
-    small_gemm_kernel<T, kTransW>
-        <<<static_cast<unsigned>(blocks), kGemmHalfThreads * gemm_k_halves<T>(), 0, stream()>>>(pack);
-    LAPIS_CUDA_CHECK(cudaGetLastError());
+    launch_overlapped(small_gemm_kernel<T, kTransW>, dim3(static_cast<unsigned>(blocks)),
+                      dim3(kGemmHalfThreads * gemm_k_halves<T>()), pack);
     pack = GemmJobs<T>{};
     blocks = 0;
   };
@@ -484,6 +485,7 @@ __device__ void weight_grad_block(const WeightGradJob<T>& j, int tile, int slice
 
 template <typename T>
 __global__ void __launch_bounds__(kWgThreads) weight_grad_kernel(const WeightGradJob<T> j) {
+  wait_for_previous_kernel();
   weight_grad_block(j, blockIdx.x, blockIdx.y, blockIdx.z);
 }
 
@@ -493,6 +495,7 @@ template <typename T>
 __global__ void __launch_bounds__(kWgThreads)
     weight_grad_batched_kernel(const WeightGradJob<T>* __restrict__ jobs,
                                const int64_t* __restrict__ block_begin, int count) {
+  wait_for_previous_kernel();
   const int64_t b = blockIdx.x;
   int lo = 0, hi = count - 1;  // the last k with block_begin[k] <= b
   while (lo < hi) {
@@ -698,8 +701,7 @@ void launch_weight_grads(const std::vector<WeightGradItem>& items, Device device
     const WeightGradShape& s = shapes[0];
     const dim3 grid(static_cast<unsigned>(s.tiles), static_cast<unsigned>(s.slices),
                     static_cast<unsigned>(s.groups));
-    weight_grad_kernel<T><<<grid, block, 0, stream()>>>(jobs[0]);
-    LAPIS_CUDA_CHECK(cudaGetLastError());
+    launch_overlapped(weight_grad_kernel<T>, grid, dim3(block), jobs[0]);
     return;
   }
   // The job table and block offsets go to the device in one upload (through the staging ring).
@@ -711,10 +713,9 @@ void launch_weight_grads(const std::vector<WeightGradItem>& items, Device device
   const Tensor table_dev = Tensor::from_vector<int64_t>(table, {static_cast<int64_t>(table.size())}).to(device);
   const int64_t* words = table_dev.data<int64_t>();
   static_assert(sizeof(WeightGradJob<T>) % 8 == 0, "job table entries are 8-byte words");
-  weight_grad_batched_kernel<T><<<static_cast<unsigned>(blocks), block, 0, stream()>>>(
-      reinterpret_cast<const WeightGradJob<T>*>(words), words + job_words * count,
-      static_cast<int>(count));
-  LAPIS_CUDA_CHECK(cudaGetLastError());
+  launch_overlapped(weight_grad_batched_kernel<T>, dim3(static_cast<unsigned>(blocks)), dim3(block),
+                    reinterpret_cast<const WeightGradJob<T>*>(words), words + job_words * count,
+                    static_cast<int>(count));
 }
 
 }  // namespace

@@ -279,7 +279,7 @@ __device__ MeanM2<T> slice_mean_m2(const T* __restrict__ x, int64_t c_count, int
 
 // Merges the S slice statistics pmean/pm2 [S, C] of channel c (slice s covers rows
 // [s * slice_rows, min(N, (s + 1) * slice_rows))): per thread slices threadIdx.y + 8k in order,
-// 16 slices' loads in flight at a time (one L2 round trip up to 128 slices), then the 8 threads
+// 8 slices' loads in flight at a time (one L2 round trip up to 64 slices), then the 8 threads
 // in order. The result is meaningful
 // where threadIdx.y == 0; every thread of the block must call it. The order depends only on
 // (N, C): every block that merges gets the same bits.
@@ -291,7 +291,7 @@ __device__ MeanM2<T> merge_slices(const T* pmean, const T* pm2, int64_t slices, 
   __shared__ int64_t part_n[kRows][kTile + 1];
   MeanM2<T> part;
   if (active) {
-    constexpr int kBatch = 16;
+    constexpr int kBatch = 8;
     for (int64_t s0 = threadIdx.y; s0 < slices; s0 += kRows * kBatch) {
       T m[kBatch], q[kBatch];
 #pragma unroll
@@ -429,13 +429,15 @@ __device__ Job select_bn_job(const BnJobs<Job>& jobs, int& tile, int& slice) {
   return job;
 }
 
-// The whole training forward in one cooperative launch (block (32, 8), all blocks resident):
+// The whole training forward in one cooperative launch (block (32, 8), all blocks resident; at
+// most 64 registers so that 4 blocks fit on an SM and the node and edge BatchNorms of a layer
+// share one launch at ZINC sizes):
 // each block stores its slice's (mean, M2), the grid synchronises, every block merges the S
 // slices of its channels in the same order as batchnorm_stats_kernel (so mean and rstd are the
 // same bits), the blocks of slice 0 store the statistics, and each block normalises its own rows
 // with the same expression as batchnorm_normalize_kernel.
 template <typename T>
-__global__ void batchnorm_forward_coop_kernel(const BnJobs<BnForwardJob<T>> jobs) {
+__global__ void __launch_bounds__(256, 4) batchnorm_forward_coop_kernel(const BnJobs<BnForwardJob<T>> jobs) {
   __shared__ T tile_sums[kRows][kTile + 1];
   __shared__ T chunk_mean[kTile];
   __shared__ T stat_mean[kTile], stat_rstd[kTile];
@@ -509,7 +511,7 @@ __global__ void batchnorm_normalize_kernel(T* __restrict__ out, T* cache_mean, T
 // of its channels, the blocks of slice 0 adding dw and db, and each block writing dx for its own
 // rows with batchnorm_backward_input_kernel's expression.
 template <typename T>
-__global__ void batchnorm_backward_coop_kernel(const BnJobs<BnBackwardJob<T>> jobs) {
+__global__ void __launch_bounds__(256, 4) batchnorm_backward_coop_kernel(const BnJobs<BnBackwardJob<T>> jobs) {
   __shared__ T ta[kRows][kTile + 1];
   __shared__ T tb[kRows][kTile + 1];
   __shared__ T total_g[kTile], total_gx[kTile];

@@ -6,11 +6,12 @@
 //
 // cuSPARSE: the single-head scalar-weight case (H == 1, f32) can also run through the generic
 // cusparseSpMM (CSR, row-major dense operands, CUSPARSE_SPMM_CSR_ALG2, non-transposed, which
-// cuSPARSE documents as run-to-run reproducible). SpmmAlgo::Auto picks the native kernel unless
-// the graph may have a row of more than kNativeMaxDegree edges (its degree bound is larger or
-// unknown): a native group walks a row alone, so one hub serialises the launch (the power-law
-// benchmark graph, largest in-degree ~329k: native 140 ms, cuSPARSE 1.25 ms on the H200), while
-// cuSPARSE balances the edges. Otherwise the native kernel. Why:
+// cuSPARSE documents as run-to-run reproducible). SpmmAlgo::Auto picks the native kernel, also
+// on graphs with hubs, where a native group walks a hub row alone (the power-law benchmark graph,
+// largest in-degree ~329k: native 140 ms, cuSPARSE 1.25 ms on the H200): with a 1000-edge hub,
+// two cuSPARSE runs gave different bits on the H200 (tests/kernels/test_spmm.cpp caught it when
+// Auto chose cuSPARSE for hubs), and the building blocks promise deterministic results. Why the
+// native kernel otherwise:
 // the graph-transformer shapes are narrow (D = 8 or 16 columns per head), where a CSR SpMM is
 // bound by the gathers of X rows, and the native kernel reads each X row with D/4 float4 loads
 // per edge and writes each output row once, exactly like the cuSPARSE CSR algorithm does at best;
@@ -153,12 +154,6 @@ void cusparse_forward(Tensor& out, const CsrGraphView& g, const Tensor& alpha, c
 void spmm_forward(Tensor& out, const CsrGraphView& g, const Tensor& alpha, const Tensor& x,
                   SpmmAlgo algo) {
   if (g.num_nodes == 0) return;
-  constexpr int64_t kNativeMaxDegree = 1024;
-  const bool cusparse_can = x.size(1) == 1 && x.dtype() == Dtype::F32;
-  if (algo == SpmmAlgo::Auto && cusparse_can &&
-      (g.max_in_degree < 0 || g.max_in_degree > kNativeMaxDegree)) {
-    algo = SpmmAlgo::CuSparse;
-  }
   // cuSPARSE describes a matrix, so it refuses a multigraph with more edges than the n x n
   // matrix has entries (nnz > n^2, e.g. repeated self loops on one node); the native kernel
   // serves those graphs with the same result.
