@@ -369,7 +369,8 @@ template <class P>
 void run_pass(const typename P::Args& a, int64_t max_degree, Device device) {
   using T = typename P::Scalar;
   const unsigned blocks = head_group_blocks(a.n, a.heads, a.ns);
-  const bool split = a.num_edges > kHeavyRowEdges && (max_degree < 0 || max_degree > kHeavyRowEdges);
+  const bool split =
+      a.num_edges > kHeavyRowEdges && (max_degree < 0 || max_degree > kHeavyRowEdges);
   if (!split) {
     launch_overlapped(rows_kernel<P, false>, dim3(blocks), dim3(kGraphBlock), a);
     return;
@@ -427,8 +428,9 @@ void forward_typed(Tensor& out, Tensor& edge_out, GraphAttentionContext& ctx,
   with_flag(vec, [&](auto vec_c) {
     with_flag(has_e, [&](auto e_c) {
       with_flag(write_edge, [&](auto w_c) {
-        run_pass<ForwardPass<T, decltype(vec_c)::value, decltype(e_c)::value, decltype(w_c)::value>>(
-            a, g.max_in_degree, q.device());
+        constexpr bool V = decltype(vec_c)::value, HE = decltype(e_c)::value,
+                       WE = decltype(w_c)::value;
+        run_pass<ForwardPass<T, V, HE, WE>>(a, g.max_in_degree, q.device());
       });
     });
   });

@@ -192,7 +192,9 @@ __global__ void column_grad_kernel(T* __restrict__ pa, T* __restrict__ pb,
   // order per thread, then the 8 thread sums in order. __ldcg reads them from L2, where the
   // other blocks' stores went.
   a = b = T(0);
-  if (active) ordered_partial_sums(pa + c, pb + c, threadIdx.y, kRows, gridDim.y, c_count, &a, &b);
+  if (active) {
+    ordered_partial_sums(pa + c, pb + c, threadIdx.y, kRows, gridDim.y, c_count, &a, &b);
+  }
   a = sum_over_block_rows(ta, a);
   b = sum_over_block_rows(tb, b);
   if (threadIdx.y == 0 && active) finish(c, a, b);
@@ -280,8 +282,8 @@ __device__ MeanM2<T> slice_mean_m2(const T* __restrict__ x, int64_t c_count, int
 // Merges the S slice statistics pmean/pm2 [S, C] of channel c (slice s covers rows
 // [s * slice_rows, min(N, (s + 1) * slice_rows))): per thread slices threadIdx.y + 8k in order,
 // 8 slices' loads in flight at a time (one L2 round trip up to 64 slices), then the 8 threads
-// in order. The result is meaningful
-// where threadIdx.y == 0; every thread of the block must call it. The order depends only on
+// in order. The result is meaningful where threadIdx.y == 0; every thread of the block must
+// call it. The order depends only on
 // (N, C): every block that merges gets the same bits.
 template <typename T>
 __device__ MeanM2<T> merge_slices(const T* pmean, const T* pm2, int64_t slices, int64_t n,
@@ -437,7 +439,8 @@ __device__ Job select_bn_job(const BnJobs<Job>& jobs, int& tile, int& slice) {
 // same bits), the blocks of slice 0 store the statistics, and each block normalises its own rows
 // with the same expression as batchnorm_normalize_kernel.
 template <typename T>
-__global__ void __launch_bounds__(256, 4) batchnorm_forward_coop_kernel(const BnJobs<BnForwardJob<T>> jobs) {
+__global__ void __launch_bounds__(256, 4)
+    batchnorm_forward_coop_kernel(const BnJobs<BnForwardJob<T>> jobs) {
   __shared__ T tile_sums[kRows][kTile + 1];
   __shared__ T chunk_mean[kTile];
   __shared__ T stat_mean[kTile], stat_rstd[kTile];
@@ -511,7 +514,8 @@ __global__ void batchnorm_normalize_kernel(T* __restrict__ out, T* cache_mean, T
 // of its channels, the blocks of slice 0 adding dw and db, and each block writing dx for its own
 // rows with batchnorm_backward_input_kernel's expression.
 template <typename T>
-__global__ void __launch_bounds__(256, 4) batchnorm_backward_coop_kernel(const BnJobs<BnBackwardJob<T>> jobs) {
+__global__ void __launch_bounds__(256, 4)
+    batchnorm_backward_coop_kernel(const BnJobs<BnBackwardJob<T>> jobs) {
   __shared__ T ta[kRows][kTile + 1];
   __shared__ T tb[kRows][kTile + 1];
   __shared__ T total_g[kTile], total_gx[kTile];
@@ -542,7 +546,9 @@ __global__ void __launch_bounds__(256, 4) batchnorm_backward_coop_kernel(const B
   cooperative_groups::this_grid().sync();
   if (j.slices > 1) {
     a = b = T(0);
-    if (active) ordered_partial_sums(j.pa + c, j.pb + c, threadIdx.y, kRows, j.slices, c_count, &a, &b);
+    if (active) {
+      ordered_partial_sums(j.pa + c, j.pb + c, threadIdx.y, kRows, j.slices, c_count, &a, &b);
+    }
     a = sum_over_block_rows(ta, a);
     b = sum_over_block_rows(tb, b);
   }
