@@ -15,7 +15,9 @@
 // writes dL_dQ, dL_dE and dL_dscore [E,H] (a workspace in the context); pass 2 walks each
 // source's CSC row (out_edge maps to the CSR edge id) and writes dL_dK and dL_dV.
 // CPU: a naive single-threaded reference (kernels/cpu/graph_attention_cpu.h) and a
-// multi-threaded path over rows (the one dispatched). CUDA: f32 and f64, D <= 128.
+// multi-threaded path over rows (the one dispatched). CUDA: f32 and f64, D <= 128; rows longer
+// than 128 edges (hubs) are split across thread groups and combined in a fixed order, unless the
+// view's degree bounds (CsrGraphView::max_in_degree / max_out_degree) say no row is that long.
 #pragma once
 
 #include "core/tensor.h"
