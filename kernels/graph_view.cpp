@@ -4,20 +4,32 @@
 
 namespace lapis {
 
+namespace {
+
+bool is_pointer_array(const Tensor& ptr) {
+  return ptr.defined() && ptr.dtype() == Dtype::I32 && ptr.dim() == 1 && ptr.numel() >= 1;
+}
+
+}  // namespace
+
 CsrGraphView make_graph_view(const Tensor& in_ptr, const Tensor& src, const Tensor& out_ptr,
                              const Tensor& out_edge, const Tensor& out_dst) {
   CsrGraphView g{in_ptr, src, out_ptr, out_edge, out_dst, 0, 0};
   g.num_nodes = in_ptr.defined() ? in_ptr.numel() - 1 : 0;
   g.num_edges = src.defined() ? src.numel() : 0;
-  if (in_ptr.defined() && !in_ptr.is_cuda()) g.max_in_degree = max_segment_length(in_ptr);
-  if (out_ptr.defined() && !out_ptr.is_cuda()) g.max_out_degree = max_segment_length(out_ptr);
+  // Bounds only from well-formed host arrays: a malformed view is reported by the op's checks,
+  // with the op's name, not here.
+  if (is_pointer_array(in_ptr) && !in_ptr.is_cuda()) g.max_in_degree = max_segment_length(in_ptr);
+  if (is_pointer_array(out_ptr) && !out_ptr.is_cuda()) {
+    g.max_out_degree = max_segment_length(out_ptr);
+  }
   return g;
 }
 
 int64_t max_segment_length(const Tensor& ptr) {
   if (!ptr.defined()) return -1;
-  LAPIS_CHECK(ptr.dtype() == Dtype::I32 && ptr.dim() == 1 && ptr.numel() >= 1,
-              "max_segment_length", "expects an i32 pointer array [N+1], got ", ptr.describe());
+  LAPIS_CHECK(is_pointer_array(ptr), "max_segment_length",
+              "expects an i32 pointer array [N+1], got ", ptr.describe());
   const Tensor host = ptr.is_cuda() ? ptr.to(Device::cpu()) : ptr;
   const int32_t* p = host.data<int32_t>();
   int64_t best = 0;

@@ -286,6 +286,11 @@ TEST(GraphView, DegreeBounds) {
                                  {"max_segment_length", "i32"});
   const CsrGraphView empty = testing::graph_from_edges(4, {});
   EXPECT_EQ(empty.max_in_degree, 0);
+  // A malformed pointer array leaves the bound unknown (the op's checks report it, by name).
+  const CsrGraphView bad = make_graph_view(g.in_ptr.to(Dtype::F32), g.src, Tensor(), Tensor(),
+                                           Tensor());
+  EXPECT_EQ(bad.max_in_degree, -1);
+  EXPECT_EQ(bad.max_out_degree, -1);
   CsrGraphView h;
   set_degree_bounds(h, g.in_ptr, g.out_ptr);
   EXPECT_EQ(h.max_in_degree, 3);
