@@ -14,7 +14,7 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build_dir=${LAPIS_BUILD_DIR:-$root/build-cpu}
 "$root/scripts/setup.sh"
-"$root/scripts/build.sh" --cpu-only --build-dir "$build_dir" --target lapis
+"$root/scripts/build.sh" --cpu-only --native-cpu --build-dir "$build_dir" --target lapis
 "$build_dir/bin/lapis" info
 if [ $# -gt 0 ]; then
   exec "$build_dir/bin/lapis" train-graph "$@"

@@ -12,7 +12,7 @@ status=0
 for config in auto cpu; do
   if [[ $config == cpu ]]; then
     dir="$root/build-cpu"
-    "$root/scripts/build.sh" --cpu-only --build-dir "$dir"
+    "$root/scripts/build.sh" --cpu-only --native-cpu --build-dir "$dir"
   else
     dir="$root/build"
     "$root/scripts/build.sh" --build-dir "$dir"
