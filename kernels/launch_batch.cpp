@@ -85,28 +85,32 @@ void LaunchBatch::run() {
 
 namespace detail {
 
-bool queue_linear_forward(const cuda::LinearForwardCall& call) {
+namespace {
+
+// Appends call to a list of the active batch; false (nothing queued) when no batch is active.
+template <typename Call>
+bool queue_into(std::vector<Call>& list, const Call& call) {
   if (!t_batch.active) return false;
-  t_batch.linear_forward.push_back(call);
+  list.push_back(call);
   return true;
+}
+
+}  // namespace
+
+bool queue_linear_forward(const cuda::LinearForwardCall& call) {
+  return queue_into(t_batch.linear_forward, call);
 }
 
 bool queue_input_grad(const cuda::InputGradCall& call) {
-  if (!t_batch.active) return false;
-  t_batch.input_grad.push_back(call);
-  return true;
+  return queue_into(t_batch.input_grad, call);
 }
 
 bool queue_batchnorm_forward(const cuda::BatchNormForwardCall& call) {
-  if (!t_batch.active) return false;
-  t_batch.bn_forward.push_back(call);
-  return true;
+  return queue_into(t_batch.bn_forward, call);
 }
 
 bool queue_batchnorm_backward(const cuda::BatchNormBackwardCall& call) {
-  if (!t_batch.active) return false;
-  t_batch.bn_backward.push_back(call);
-  return true;
+  return queue_into(t_batch.bn_backward, call);
 }
 
 }  // namespace detail
