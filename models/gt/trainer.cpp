@@ -220,7 +220,10 @@ struct Runner {
     GraphTransformerInput in;
     in.graph = make_graph_view(b.graph.in_ptr, b.graph.src, b.graph.out_ptr, b.graph.out_edge,
                                b.graph.out_dst);
-    set_degree_bounds(in.graph, host.graph.in_ptr, host.graph.out_ptr);
+    // A view of CPU tensors already has its bounds (make_graph_view scanned the pointers).
+    if (b.graph.in_ptr.is_cuda()) {
+      set_degree_bounds(in.graph, host.graph.in_ptr, host.graph.out_ptr);
+    }
     in.node_x = data.attr_index >= 0
                     ? b.node_extras[static_cast<size_t>(data.attr_index)]
                     : b.graph.node_features.reshape({b.graph.num_nodes});
