@@ -1,0 +1,206 @@
+// Row passes with long rows split across thread groups, shared by the fused graph attention and
+// the SDDMM / segment softmax / SpMM building blocks.
+//
+// A row pass walks the edges of each row of a pointer array (destinations over the CSR, sources
+// over the CSC) with one head group per (row, head) (kernels/cuda/graph_rows.cuh), accumulates a
+// Partial in edge order and finishes the row (writes its outputs). A group walks its row alone,
+// so one hub row (the power-law benchmark graph has one of ~329k edges) would serialise the
+// whole launch. Rows with more than kHeavyRowEdges edges are therefore cut at the multiples of
+// kHeavyRowEdges into pieces: each piece is reduced by its own group (heavy_window_kernel) into
+// a partial, and heavy_combine_kernel combines a row's partials in window order and finishes the
+// row, so the result is still deterministic. A window of kHeavyRowEdges positions holds pieces of
+// at most two heavy rows (a heavy row is longer than the window): slot 0 for the row containing
+// the window's first position, slot 1 for the row containing its last. 128 edges bound the
+// serial work of one group to ~128 dependent gather rounds; the hub above becomes ~2.6k
+// independent pieces.
+//
+// A pass P provides:
+//   using Scalar, Args;              Args has n, num_edges, heads, dim, ns, error_flag
+//   static constexpr bool kReduces;  finish() needs the whole row's Partial (else the pass only
+//                                    writes per-edge outputs and finish() is empty)
+//   ptr(a)                           the pointer array [n + 1]
+//   struct Row; load_row(a, g, slice, row, r)   per-row values loaded once
+//   init(acc); edges(a, g, slice, r, b, end, acc); combine(acc, next_piece)
+//   finish(a, g, slice, row, r, acc)
+// Launch with run_pass<P>(args, max_row_length, device).
+#pragma once
+
+#include "core/tensor.h"
+#include "kernels/cuda/graph_rows.cuh"
+#include "kernels/cuda/overlapped_launch.cuh"
+
+namespace lapis {
+namespace cuda {
+
+constexpr int64_t kHeavyRowEdges = 128;
+
+// What one lane accumulates over a run of edges.
+template <typename T>
+struct Partial {
+  T v[2][4];  // up to two 4-value slices
+  T s;        // one scalar, the same on every lane of the group
+
+  __device__ void zero() {
+#pragma unroll
+    for (int x = 0; x < 4; ++x) v[0][x] = v[1][x] = T(0);
+    s = T(0);
+  }
+  __device__ void add(const Partial& o) {
+#pragma unroll
+    for (int x = 0; x < 4; ++x) {
+      v[0][x] += o.v[0][x];
+      v[1][x] += o.v[1][x];
+    }
+    s += o.s;
+  }
+};
+
+// The lane's slice of a [rows, H, D] row: hd = H*D, its 4 values start at off, valid of them.
+struct Slice {
+  int64_t hd;
+  int off, valid;
+};
+
+template <class A>
+__device__ inline Slice slice_of(const A& a, const HeadGroup& g) {
+  Slice sl;
+  sl.hd = static_cast<int64_t>(a.heads) * a.dim;
+  sl.off = g.h * a.dim + g.s * kSliceWidth;
+  sl.valid = min(kSliceWidth, a.dim - g.s * kSliceWidth);
+  return sl;
+}
+
+// Group g's row edges [b, e); false (reported) when the row's pointers are malformed.
+template <class P>
+__device__ inline bool row_edges(const typename P::Args& a, const HeadGroup& g, int64_t& b,
+                                 int64_t& e) {
+  const int32_t* ptr = P::ptr(a);
+  b = ptr[g.row];
+  e = ptr[g.row + 1];
+  if (segment_valid(b, e, a.num_edges)) return true;
+  if (g.s == 0) report_device_error(a.error_flag, kBadSegmentPointers);
+  return false;
+}
+
+// One group per (row, head) walks the whole row. SPLIT: rows longer than kHeavyRowEdges are
+// left to heavy_window_kernel (+ heavy_combine_kernel). A malformed row is finished as empty.
+template <class P, bool SPLIT>
+__global__ void rows_kernel(const typename P::Args a) {
+  wait_for_previous_kernel();
+  using T = typename P::Scalar;
+  HeadGroup g;
+  if (!head_group(a.n, a.heads, a.ns, g)) return;
+  int64_t b = 0, e = 0;
+  const bool valid = row_edges<P>(a, g, b, e);
+  if (SPLIT && valid && e - b > kHeavyRowEdges) return;
+  const Slice sl = slice_of(a, g);
+  typename P::Row r;
+  P::load_row(a, g, sl, g.row, r);
+  Partial<T> acc;
+  P::init(acc);
+  if (valid) P::edges(a, g, sl, r, b, e, acc);
+  P::finish(a, g, sl, g.row, r, acc);
+}
+
+// The row owning position pos of a pointer array: the largest r in [0, n) with ptr[r] <= pos
+// (empty rows own nothing, so they are never the answer for a well-formed array).
+__device__ inline int64_t row_of_position(const int32_t* ptr, int64_t n, int64_t pos) {
+  int64_t lo = 0, hi = n - 1;
+  while (lo < hi) {
+    const int64_t mid = (lo + hi + 1) >> 1;
+    if (ptr[mid] <= pos) lo = mid; else hi = mid - 1;
+  }
+  return lo;
+}
+
+// One group per (window, head): the pieces of heavy rows inside window [w0, w1), into
+// part[window, slot, head, lane] when the pass reduces.
+template <class P>
+__global__ void heavy_window_kernel(const typename P::Args a, Partial<typename P::Scalar>* part,
+                                    int64_t windows) {
+  wait_for_previous_kernel();
+  using T = typename P::Scalar;
+  HeadGroup g;
+  if (!head_group(windows, a.heads, a.ns, g)) return;
+  const int32_t* ptr = P::ptr(a);
+  const int64_t w0 = g.row * kHeavyRowEdges;
+  const int64_t w1 = min(w0 + kHeavyRowEdges, a.num_edges);
+  const Slice sl = slice_of(a, g);
+  int64_t prev = -1;
+  for (int slot = 0; slot < 2; ++slot) {
+    const int64_t r = row_of_position(ptr, a.n, slot == 0 ? w0 : w1 - 1);
+    if (r == prev) break;
+    prev = r;
+    const int64_t b = ptr[r], e = ptr[r + 1];
+    if (!segment_valid(b, e, a.num_edges) || e - b <= kHeavyRowEdges) continue;
+    typename P::Row row;
+    P::load_row(a, g, sl, r, row);
+    Partial<T> acc;
+    P::init(acc);
+    P::edges(a, g, sl, row, max(b, w0), min(e, w1), acc);
+    if (P::kReduces) part[((g.row * 2 + slot) * a.heads + g.h) * a.ns + g.s] = acc;
+  }
+}
+
+// One group per (row, head); heavy rows only: combines the row's pieces in window order, finishes.
+template <class P>
+__global__ void heavy_combine_kernel(const typename P::Args a,
+                                     const Partial<typename P::Scalar>* part) {
+  wait_for_previous_kernel();
+  using T = typename P::Scalar;
+  HeadGroup g;
+  if (!head_group(a.n, a.heads, a.ns, g)) return;
+  int64_t b = 0, e = 0;
+  if (!row_edges<P>(a, g, b, e) || e - b <= kHeavyRowEdges) return;
+  Partial<T> acc;
+  P::init(acc);
+  for (int64_t c = b / kHeavyRowEdges; c <= (e - 1) / kHeavyRowEdges; ++c) {
+    const int slot = c * kHeavyRowEdges >= b ? 0 : 1;  // only the first window can start before b
+    P::combine(acc, part[((c * 2 + slot) * a.heads + g.h) * a.ns + g.s]);
+  }
+  const Slice sl = slice_of(a, g);
+  typename P::Row r;
+  P::load_row(a, g, sl, g.row, r);
+  P::finish(a, g, sl, g.row, r, acc);
+}
+
+// Runs pass P over all rows. max_row_length: the longest row if known, else -1; rows are only
+// split when some row may exceed kHeavyRowEdges (a wrong bound costs speed, never results: the
+// unsplit kernel walks every row whole).
+template <class P>
+void run_pass(const typename P::Args& a, int64_t max_row_length, Device device) {
+  using T = typename P::Scalar;
+  const unsigned blocks = head_group_blocks(a.n, a.heads, a.ns);
+  const bool split =
+      a.num_edges > kHeavyRowEdges && (max_row_length < 0 || max_row_length > kHeavyRowEdges);
+  if (!split) {
+    launch_overlapped(rows_kernel<P, false>, dim3(blocks), dim3(kGraphBlock), a);
+    return;
+  }
+  launch_overlapped(rows_kernel<P, true>, dim3(blocks), dim3(kGraphBlock), a);
+  const int64_t windows = (a.num_edges + kHeavyRowEdges - 1) / kHeavyRowEdges;
+  static_assert(sizeof(Partial<T>) == 9 * sizeof(T), "Partial is packed");
+  // Slots of rows that are not heavy are never read, so the workspace is not cleared.
+  Tensor part;
+  Partial<T>* pp = nullptr;
+  if (P::kReduces) {
+    part = Tensor::empty(Shape{windows * 2 * a.heads * a.ns * 9}, dtype_of<T>(), device);
+    pp = reinterpret_cast<Partial<T>*>(part.data<T>());
+  }
+  launch_overlapped(heavy_window_kernel<P>, dim3(head_group_blocks(windows, a.heads, a.ns)),
+                    dim3(kGraphBlock), a, pp, windows);
+  if (P::kReduces) {
+    launch_overlapped(heavy_combine_kernel<P>, dim3(blocks), dim3(kGraphBlock), a,
+                      static_cast<const Partial<T>*>(pp));
+  }
+}
+
+// Sum passes start from zero and add pieces in order.
+template <typename T>
+struct SumPartials {
+  __device__ static void init(Partial<T>& acc) { acc.zero(); }
+  __device__ static void combine(Partial<T>& acc, const Partial<T>& piece) { acc.add(piece); }
+};
+
+}  // namespace cuda
+}  // namespace lapis
