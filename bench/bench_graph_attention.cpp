@@ -8,6 +8,7 @@
 //
 //   bench_graph_attention [--device cpu|cuda] [--nodes N] [--edges E] [--zinc-graphs B]
 //                         [--repeats R] [--copy-mib M] [--cases zinc random power-law]
+//                         [--dims 8 16] (head dims of the random graph)
 //
 // Times: median of R runs after warmup, cuda_synchronize() around each. Bytes are minimal: every
 // input read once, every output written once (the graph's index arrays included), so GB/s is a
@@ -204,10 +205,10 @@ void bench_case(std::vector<Row>& rows, const std::string& name, const CsrGraphV
                         (f * (ef * h + 2 * nf * hd) + graph_csr + graph_csc + f * 2 * nf * hd);
   rows.push_back({name, "unfused fwd+bwd", shape, time_ms(warmup, repeats, [&] {
                     sddmm_forward(score, g, q, k, scale);
-                    segment_softmax_forward(alpha, score, g.in_ptr);
+                    segment_softmax_forward(alpha, score, g.in_ptr, g.max_in_degree);
                     spmm_forward(out, g, alpha, v);
                     spmm_backward(dalpha, dv, go, g, alpha, v);
-                    segment_softmax_backward(dscore, dalpha, alpha, g.in_ptr);
+                    segment_softmax_backward(dscore, dalpha, alpha, g.in_ptr, g.max_in_degree);
                     sddmm_backward(dq, dk, dscore, g, q, k, scale);
                   }), uf_fwd + uf_bwd});
 
@@ -236,9 +237,13 @@ int run(int argc, char** argv) {
   int64_t nodes = 1000000, edges = 10000000, zinc_graphs = 128, copy_mib = -1;
   int repeats = -1;
   std::vector<std::string> cases = {"zinc", "random", "power-law"};
+  std::vector<int64_t> dims = {8, 16};
   app.add_option("--device", device_name, "cpu or cuda")->capture_default_str();
   app.add_option("--cases", cases, "Cases to run: zinc, random, power-law")
       ->check(CLI::IsMember({"zinc", "random", "power-law"}))
+      ->capture_default_str();
+  app.add_option("--dims", dims, "Head dims D of the large random graph (H = 8)")
+      ->check(CLI::Range(1, 128))
       ->capture_default_str();
   app.add_option("--nodes", nodes, "Nodes of the large random graph (0 skips it)")->capture_default_str();
   app.add_option("--edges", edges, "Edges of the large random graph")->capture_default_str();
@@ -293,7 +298,7 @@ int run(int argc, char** argv) {
     std::fprintf(stderr, "building the large graph (%lld nodes, %lld edges)...\n",
                  static_cast<long long>(nodes), static_cast<long long>(edges));
     const CsrGraphView big = random_large(nodes, edges, dev);
-    for (int64_t d : {8, 16}) {
+    for (int64_t d : dims) {
       bench_case(rows, "large random", big, 8, d, dev, warmup, repeats);
       print_new_rows();
     }

@@ -33,7 +33,8 @@ void check_inputs(const char* op, const char* name, const Tensor& score, const T
 
 }  // namespace
 
-void segment_softmax_forward(Tensor& alpha, const Tensor& score, const Tensor& in_ptr) {
+void segment_softmax_forward(Tensor& alpha, const Tensor& score, const Tensor& in_ptr,
+                             int64_t max_segment_length) {
   const char* op = "segment_softmax_forward";
   check_inputs(op, "score", score, in_ptr);
   check_like(op, "alpha", alpha, score.shape(), "score", score);
@@ -41,13 +42,13 @@ void segment_softmax_forward(Tensor& alpha, const Tensor& score, const Tensor& i
   switch (score.device().type) {
     case DeviceType::CPU: cpu::segment_softmax_forward(alpha, score, in_ptr, true); break;
     case DeviceType::CUDA:
-      LAPIS_CUDA_CALL(cuda::segment_softmax_forward, alpha, score, in_ptr);
+      LAPIS_CUDA_CALL(cuda::segment_softmax_forward, alpha, score, in_ptr, max_segment_length);
       break;
   }
 }
 
 void segment_softmax_backward(Tensor& dL_dscore, const Tensor& dL_dalpha, const Tensor& alpha,
-                              const Tensor& in_ptr) {
+                              const Tensor& in_ptr, int64_t max_segment_length) {
   const char* op = "segment_softmax_backward";
   check_inputs(op, "alpha", alpha, in_ptr);
   check_like(op, "dL_dalpha", dL_dalpha, alpha.shape(), "alpha", alpha);
@@ -58,7 +59,8 @@ void segment_softmax_backward(Tensor& dL_dscore, const Tensor& dL_dalpha, const 
       cpu::segment_softmax_backward(dL_dscore, dL_dalpha, alpha, in_ptr, true);
       break;
     case DeviceType::CUDA:
-      LAPIS_CUDA_CALL(cuda::segment_softmax_backward, dL_dscore, dL_dalpha, alpha, in_ptr);
+      LAPIS_CUDA_CALL(cuda::segment_softmax_backward, dL_dscore, dL_dalpha, alpha, in_ptr,
+                      max_segment_length);
       break;
   }
 }

@@ -20,6 +20,8 @@ __device__ inline float dev_exp(float x) { return expf(x); }
 __device__ inline double dev_exp(double x) { return exp(x); }
 __device__ inline float dev_log(float x) { return logf(x); }
 __device__ inline double dev_log(double x) { return log(x); }
+template <typename T>
+__device__ inline T dev_inf() { return static_cast<T>(INFINITY); }
 __device__ inline float dev_erf(float x) { return erff(x); }
 __device__ inline double dev_erf(double x) { return erf(x); }
 

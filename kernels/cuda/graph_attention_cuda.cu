@@ -52,7 +52,7 @@ __device__ inline T edge_products(T (&t)[4], const T (&kj)[4], const T (&qi)[4],
 }
 
 template <typename T>
-struct FwdArgs {
+struct FwdArgs : RowPassShape {
   T* out;
   T* edge_out;  // nullptr when not written
   T* score;
@@ -63,10 +63,7 @@ struct FwdArgs {
   const T* k;
   const T* v;
   const T* e;  // nullptr without edge features
-  int64_t n, num_edges;
-  int heads, dim, ns;
-  T c;
-  int* error_flag;
+  T c;  // 1 / sqrt(D)
 };
 
 // Forward, per destination i over its CSR edges: writes edge_out and score, accumulates w V_j and
@@ -119,7 +116,7 @@ struct ForwardPass : SumPartials<T> {
 };
 
 template <typename T>
-struct BwdArgs {
+struct BwdArgs : RowPassShape {
   T* dq;
   T* dk;
   T* dv;
@@ -140,10 +137,7 @@ struct BwdArgs {
   const T* k;
   const T* v;
   const T* e;
-  int64_t n, num_edges;
-  int heads, dim, ns;
-  T c;
-  int* error_flag;
+  T c;  // 1 / sqrt(D)
 };
 
 // FOLD: pass 1 hands pass 2 each edge's dL_dK term (dt * Q_i * c * E_e, 256 bytes at H = 8,
@@ -299,13 +293,8 @@ void forward_typed(Tensor& out, Tensor& edge_out, GraphAttentionContext& ctx,
   a.k = k.data<T>();
   a.v = v.data<T>();
   a.e = ptr_or_null<T>(e_proj);
-  a.n = g.num_nodes;
-  a.num_edges = g.num_edges;
-  a.heads = static_cast<int>(q.size(1));
-  a.dim = static_cast<int>(q.size(2));
-  a.ns = head_group_lanes(a.dim);
+  static_cast<RowPassShape&>(a) = row_pass_shape(g.num_nodes, g.num_edges, q.size(1), q.size(2));
   a.c = T(1) / sqrt(static_cast<T>(a.dim));
-  a.error_flag = device_error_flag();
   const bool vec = a.dim % 4 == 0 && all_aligned<T>({a.out, a.edge_out, a.q, a.k, a.v, a.e});
   const bool has_e = e_proj.defined(), write_edge = a.edge_out != nullptr;
   with_flag(vec, [&](auto vec_c) {
@@ -344,13 +333,8 @@ void backward_typed(Tensor& dL_dq, Tensor& dL_dk, Tensor& dL_dv, Tensor& dL_de,
   a.k = k.data<T>();
   a.v = v.data<T>();
   a.e = ptr_or_null<T>(e_proj);
-  a.n = g.num_nodes;
-  a.num_edges = g.num_edges;
-  a.heads = static_cast<int>(q.size(1));
-  a.dim = static_cast<int>(q.size(2));
-  a.ns = head_group_lanes(a.dim);
+  static_cast<RowPassShape&>(a) = row_pass_shape(g.num_nodes, g.num_edges, q.size(1), q.size(2));
   a.c = T(1) / sqrt(static_cast<T>(a.dim));
-  a.error_flag = device_error_flag();
   const bool has_e = e_proj.defined(), has_gt = a.gt != nullptr;
   Tensor key_terms;  // [E, H, D] workspace of the folded backward
   if (has_e && has_gt) {

@@ -15,7 +15,7 @@
 // independent pieces.
 //
 // A pass P provides:
-//   using Scalar, Args;              Args has n, num_edges, heads, dim, ns, error_flag
+//   using Scalar, Args;              Args derives from RowPassShape
 //   static constexpr bool kReduces;  finish() needs the whole row's Partial (else the pass only
 //                                    writes per-edge outputs and finish() is empty)
 //   ptr(a)                           the pointer array [n + 1]
@@ -25,6 +25,7 @@
 // Launch with run_pass<P>(args, max_row_length, device).
 #pragma once
 
+#include "core/cuda/cuda_check.h"
 #include "core/tensor.h"
 #include "kernels/cuda/graph_rows.cuh"
 #include "kernels/cuda/overlapped_launch.cuh"
@@ -32,7 +33,29 @@
 namespace lapis {
 namespace cuda {
 
-constexpr int64_t kHeavyRowEdges = 128;
+#ifndef LAPIS_HEAVY_ROW_EDGES
+#define LAPIS_HEAVY_ROW_EDGES 128  // overridable at build time for benchmarking the trade-off
+#endif
+constexpr int64_t kHeavyRowEdges = LAPIS_HEAVY_ROW_EDGES;
+
+// What every pass's Args carries: n rows of the pointer array, num_edges, the [.., H, D] layout
+// and ns = lanes per (row, head) group.
+struct RowPassShape {
+  int64_t n = 0, num_edges = 0;
+  int heads = 0, dim = 0, ns = 0;
+  int* error_flag = nullptr;
+};
+
+inline RowPassShape row_pass_shape(int64_t n, int64_t num_edges, int64_t heads, int64_t dim) {
+  RowPassShape s;
+  s.n = n;
+  s.num_edges = num_edges;
+  s.heads = static_cast<int>(heads);
+  s.dim = static_cast<int>(dim);
+  s.ns = head_group_lanes(dim);
+  s.error_flag = device_error_flag();
+  return s;
+}
 
 // What one lane accumulates over a run of edges.
 template <typename T>
@@ -152,33 +175,54 @@ __global__ void heavy_combine_kernel(const typename P::Args a,
   if (!head_group(a.n, a.heads, a.ns, g)) return;
   int64_t b = 0, e = 0;
   if (!row_edges<P>(a, g, b, e) || e - b <= kHeavyRowEdges) return;
+  // The row's pieces are in windows c0 .. c1; only the first window can start before b (slot 1).
+  const int64_t c0 = b / kHeavyRowEdges, c1 = (e - 1) / kHeavyRowEdges;
+  auto piece = [&](int64_t c) -> const Partial<T>& {
+    const int slot = c * kHeavyRowEdges >= b ? 0 : 1;
+    return part[((c * 2 + slot) * a.heads + g.h) * a.ns + g.s];
+  };
   Partial<T> acc;
   P::init(acc);
-  for (int64_t c = b / kHeavyRowEdges; c <= (e - 1) / kHeavyRowEdges; ++c) {
-    const int slot = c * kHeavyRowEdges >= b ? 0 : 1;  // only the first window can start before b
-    P::combine(acc, part[((c * 2 + slot) * a.heads + g.h) * a.ns + g.s]);
+  // A hub has thousands of pieces: load 8 at a time so their L2 round trips overlap, then combine
+  // them in window order (the same order, so the same bits, as one at a time).
+  constexpr int kDepth = 8;
+  int64_t c = c0;
+  for (; c + kDepth - 1 <= c1; c += kDepth) {
+    Partial<T> p[kDepth];
+#pragma unroll
+    for (int k = 0; k < kDepth; ++k) p[k] = piece(c + k);
+#pragma unroll
+    for (int k = 0; k < kDepth; ++k) P::combine(acc, p[k]);
   }
+  for (; c <= c1; ++c) P::combine(acc, piece(c));
   const Slice sl = slice_of(a, g);
   typename P::Row r;
   P::load_row(a, g, sl, g.row, r);
   P::finish(a, g, sl, g.row, r, acc);
 }
 
-// Runs pass P over all rows. max_row_length: the longest row if known, else -1; rows are only
-// split when some row may exceed kHeavyRowEdges (a wrong bound costs speed, never results: the
-// unsplit kernel walks every row whole).
+// Whether run_pass splits long rows: some row may exceed kHeavyRowEdges (max_row_length: the
+// longest row if known, else -1). A wrong bound costs speed, never results: the unsplit kernel
+// walks every row whole.
+inline bool splits_rows(int64_t num_edges, int64_t max_row_length) {
+  return num_edges > kHeavyRowEdges && (max_row_length < 0 || max_row_length > kHeavyRowEdges);
+}
+
+inline int64_t heavy_windows(int64_t num_edges) {
+  return (num_edges + kHeavyRowEdges - 1) / kHeavyRowEdges;
+}
+
+// Runs pass P over all rows.
 template <class P>
 void run_pass(const typename P::Args& a, int64_t max_row_length, Device device) {
   using T = typename P::Scalar;
   const unsigned blocks = head_group_blocks(a.n, a.heads, a.ns);
-  const bool split =
-      a.num_edges > kHeavyRowEdges && (max_row_length < 0 || max_row_length > kHeavyRowEdges);
-  if (!split) {
+  if (!splits_rows(a.num_edges, max_row_length)) {
     launch_overlapped(rows_kernel<P, false>, dim3(blocks), dim3(kGraphBlock), a);
     return;
   }
   launch_overlapped(rows_kernel<P, true>, dim3(blocks), dim3(kGraphBlock), a);
-  const int64_t windows = (a.num_edges + kHeavyRowEdges - 1) / kHeavyRowEdges;
+  const int64_t windows = heavy_windows(a.num_edges);
   static_assert(sizeof(Partial<T>) == 9 * sizeof(T), "Partial is packed");
   // Slots of rows that are not heavy are never read, so the workspace is not cleared.
   Tensor part;
@@ -193,6 +237,17 @@ void run_pass(const typename P::Args& a, int64_t max_row_length, Device device) 
     launch_overlapped(heavy_combine_kernel<P>, dim3(blocks), dim3(kGraphBlock), a,
                       static_cast<const Partial<T>*>(pp));
   }
+}
+
+// Runs only the pieces of heavy rows of a per-edge pass P (kReduces == false): the second half of
+// a two-phase row operation whose first pass finished the other rows itself.
+template <class P>
+void run_heavy_pieces(const typename P::Args& a) {
+  static_assert(!P::kReduces, "run_heavy_pieces serves per-edge passes");
+  const int64_t windows = heavy_windows(a.num_edges);
+  launch_overlapped(heavy_window_kernel<P>, dim3(head_group_blocks(windows, a.heads, a.ns)),
+                    dim3(kGraphBlock), a, static_cast<Partial<typename P::Scalar>*>(nullptr),
+                    windows);
 }
 
 // Sum passes start from zero and add pieces in order.

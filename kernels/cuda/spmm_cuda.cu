@@ -1,118 +1,80 @@
 // Multi-head SpMM on CUDA (kernels/spmm.h).
 //
-// Native kernels: one head group of ceil(D/4) lanes per (row, head) (kernels/cuda/graph_rows.cuh);
-// the forward and dL_dalpha walk the CSR by destination, dL_dX walks the CSC by source, so there
-// are no atomics and every sum has a fixed order (deterministic).
+// Native kernels: row passes of kernels/cuda/graph_block_passes.cuh, one head group of ceil(D/4)
+// lanes per (row, head): the forward and dL_dalpha walk the CSR by destination, dL_dX walks the
+// CSC by source, so there are no atomics and every sum has a fixed order (deterministic); rows
+// longer than 128 edges are split across groups and combined in order (kernels/cuda/
+// split_rows.cuh).
 //
 // cuSPARSE: the single-head scalar-weight case (H == 1, f32) can also run through the generic
 // cusparseSpMM (CSR, row-major dense operands, CUSPARSE_SPMM_CSR_ALG2, non-transposed, which
-// cuSPARSE documents as run-to-run reproducible). SpmmAlgo::Auto picks the native kernel, also
-// on graphs with hubs, where a native group walks a hub row alone (the power-law benchmark graph,
-// largest in-degree ~329k: native 140 ms, cuSPARSE 1.25 ms on the H200): with a 1000-edge hub,
-// two cuSPARSE runs gave different bits on the H200 (tests/kernels/test_spmm.cpp caught it when
-// Auto chose cuSPARSE for hubs), and the building blocks promise deterministic results. Why the
-// native kernel otherwise:
-// the graph-transformer shapes are narrow (D = 8 or 16 columns per head), where a CSR SpMM is
-// bound by the gathers of X rows, and the native kernel reads each X row with D/4 float4 loads
-// per edge and writes each output row once, exactly like the cuSPARSE CSR algorithm does at best;
-// cuSPARSE adds descriptor setup, a bufferSize query and a workspace per call (host overhead that
-// dominates on ZINC-sized batches of ~6k edges), and it cannot serve H > 1 or the backward
-// (transposed SpMM is not reproducible in cuSPARSE). bench/bench_graph_attention.cpp times both
-// paths side by side on the same graphs ("spmm H=1 native" vs "spmm H=1 cusparse") so the choice
-// can be revisited with measured numbers.
+// cuSPARSE documents as run-to-run reproducible). SpmmAlgo::Auto picks the native kernel. Measured
+// on the H200 (bench/bench_graph_attention.cpp, "spmm H=1 native" vs "spmm H=1 cusparse", 1M
+// nodes, 10M edges, D = 64): random graph native 0.86 ms vs cuSPARSE 1.12 ms; ZINC-like batch
+// 0.022 vs 0.035 ms (cuSPARSE's descriptor setup, bufferSize query and workspace per call
+// dominate on ~6k edges); power-law graph with a 329k-edge hub 1.85 vs 1.22 ms, the one case
+// cuSPARSE wins; but there, with a 1000-edge hub, two cuSPARSE runs gave different bits on the
+// H200 (tests/kernels/test_spmm.cpp caught it when Auto chose cuSPARSE for hubs), and the building
+// blocks promise deterministic results. cuSPARSE also cannot serve H > 1 or the backward
+// (transposed SpMM is not reproducible in cuSPARSE). The graph-transformer shapes are narrow
+// (D = 8 or 16 columns per head), where a CSR SpMM is bound by the gathers of X rows; the native
+// kernel reads each X row with D/4 float4 loads per edge and writes each output row once.
 #include "core/cuda/cuda_check.h"
 #include "core/cuda_api.h"
+#include "kernels/cuda/graph_block_passes.cuh"
 #include "kernels/cuda/graph_ops_cuda.h"
-#include "kernels/cuda/graph_rows.cuh"
 
 namespace lapis {
 namespace cuda {
 
-namespace {
-
-// out[r] = sum over row r's edges of alpha[edge, h] * x[neighbour]; CSR when edge_of == nullptr.
-template <typename T, bool VEC>
-__global__ void spmm_forward_kernel(T* __restrict__ out, const int32_t* __restrict__ ptr,
-                                    const int32_t* __restrict__ edge_of,
-                                    const int32_t* __restrict__ nbr, const T* __restrict__ alpha,
-                                    const T* __restrict__ x, int64_t n, int64_t num_edges,
-                                    int heads, int dim, int ns, int* error_flag) {
-  HeadGroup g;
-  if (!head_group(n, heads, ns, g)) return;
-  const int64_t hd = static_cast<int64_t>(heads) * dim;
-  const int off = g.h * dim + g.s * kSliceWidth;
-  const int valid = min(kSliceWidth, dim - g.s * kSliceWidth);
-  T acc[4] = {T(0), T(0), T(0), T(0)};
-  const int64_t p0 = ptr[g.row], p1 = ptr[g.row + 1];
-  if (!segment_valid(p0, p1, num_edges)) {
-    if (g.s == 0) report_device_error(error_flag, kBadSegmentPointers);
-  } else {
-    for (int64_t p = p0; p < p1; ++p) {
-      const int64_t e = edge_of != nullptr ? edge_of[p] : p;
-      const int64_t j = nbr[p];
-      if (e < 0 || e >= num_edges || j < 0 || j >= n) {
-        if (g.s == 0) report_device_error(error_flag, kIndexOutOfRange);
-        continue;
-      }
-      T xj[4];
-      load4<T, VEC>(xj, x + j * hd + off, valid);
-      const T w = alpha[e * heads + g.h];
-#pragma unroll
-      for (int c = 0; c < 4; ++c) acc[c] += w * xj[c];
-    }
-  }
-  store4<T, VEC>(out + g.row * hd + off, acc, valid);
-}
-
-// dalpha[e,h] = <dout[i], x[src(e)]> over the incoming edges of row i.
-template <typename T, bool VEC>
-__global__ void spmm_backward_alpha_kernel(T* __restrict__ dalpha,
-                                           const int32_t* __restrict__ in_ptr,
-                                           const int32_t* __restrict__ src,
-                                           const T* __restrict__ dout, const T* __restrict__ x,
-                                           int64_t n, int64_t num_edges, int heads, int dim,
-                                           int ns, int* error_flag) {
-  HeadGroup g;
-  if (!head_group(n, heads, ns, g)) return;
-  const int64_t hd = static_cast<int64_t>(heads) * dim;
-  const int off = g.h * dim + g.s * kSliceWidth;
-  const int valid = min(kSliceWidth, dim - g.s * kSliceWidth);
-  T gi[4];
-  load4<T, VEC>(gi, dout + g.row * hd + off, valid);
-  const int64_t e0 = in_ptr[g.row], e1 = in_ptr[g.row + 1];
-  if (!segment_valid(e0, e1, num_edges)) {
-    if (g.s == 0) report_device_error(error_flag, kBadSegmentPointers);
-    return;
-  }
-  for (int64_t e = e0; e < e1; ++e) {
-    const int64_t j = src[e];
-    if (j < 0 || j >= n) {
-      if (g.s == 0) report_device_error(error_flag, kIndexOutOfRange);
-      continue;
-    }
-    T xj[4];
-    load4<T, VEC>(xj, x + j * hd + off, valid);
-    T p = T(0);
-#pragma unroll
-    for (int c = 0; c < 4; ++c) p += gi[c] * xj[c];
-    const T s = group_sum(p, g, ns);
-    if (g.s == 0) dalpha[e * heads + g.h] = s;
-  }
+template <typename T>
+void aggregate_rows(T* out, const int32_t* ptr, const int32_t* edge_of, const int32_t* nbr,
+                    const T* w, const T* x, T scale, int64_t n, int64_t num_edges, int heads,
+                    int dim, int64_t max_row_length, Device device) {
+  AggregateArgs<T> a{};
+  a.out = out;
+  a.ptr = ptr;
+  a.edge_of = edge_of;
+  a.nbr = nbr;
+  a.w = w;
+  a.x = x;
+  a.scale = scale;
+  static_cast<RowPassShape&>(a) = row_pass_shape(n, num_edges, heads, dim);
+  const bool vec = dim % 4 == 0 && aligned16(out) && aligned16(x);
+  with_flag(vec, [&](auto v) {
+    run_pass<AggregatePass<T, decltype(v)::value>>(a, max_row_length, device);
+  });
 }
 
 template <typename T>
-void launch_aggregate(T* out, const int32_t* ptr, const int32_t* edge_of, const int32_t* nbr,
-                      const T* alpha, const T* x, int64_t n, int64_t num_edges, int heads,
-                      int dim) {
-  const int ns = head_group_lanes(dim);
-  const bool vec = dim % 4 == 0 && aligned16(out) && aligned16(x);
+void edge_dot(T* out, const CsrGraphView& g, const T* a_rows, const T* b_rows, T scale,
+              int heads, int dim, Device device) {
+  EdgeDotArgs<T> a{};
+  a.out = out;
+  a.in_ptr = g.in_ptr.data<int32_t>();
+  a.src = g.src.data<int32_t>();
+  a.a = a_rows;
+  a.b = b_rows;
+  a.scale = scale;
+  static_cast<RowPassShape&>(a) = row_pass_shape(g.num_nodes, g.num_edges, heads, dim);
+  const bool vec = dim % 4 == 0 && aligned16(a_rows) && aligned16(b_rows);
   with_flag(vec, [&](auto v) {
-    spmm_forward_kernel<T, decltype(v)::value>
-        <<<head_group_blocks(n, heads, ns), kGraphBlock, 0, stream()>>>(
-            out, ptr, edge_of, nbr, alpha, x, n, num_edges, heads, dim, ns, device_error_flag());
+    run_pass<EdgeDotPass<T, decltype(v)::value>>(a, g.max_in_degree, device);
   });
-  LAPIS_CUDA_CHECK(cudaGetLastError());
 }
+
+template void aggregate_rows<float>(float*, const int32_t*, const int32_t*, const int32_t*,
+                                   const float*, const float*, float, int64_t, int64_t, int, int,
+                                   int64_t, Device);
+template void aggregate_rows<double>(double*, const int32_t*, const int32_t*, const int32_t*,
+                                     const double*, const double*, double, int64_t, int64_t, int,
+                                     int, int64_t, Device);
+template void edge_dot<float>(float*, const CsrGraphView&, const float*, const float*, float, int,
+                              int, Device);
+template void edge_dot<double>(double*, const CsrGraphView&, const double*, const double*, double,
+                               int, int, Device);
+
+namespace {
 
 // out [N, D] = A x [N, D] with A the CSR (in_ptr, src, alpha) through cusparseSpMM.
 void cusparse_forward(Tensor& out, const CsrGraphView& g, const Tensor& alpha, const Tensor& x) {
@@ -165,9 +127,9 @@ void spmm_forward(Tensor& out, const CsrGraphView& g, const Tensor& alpha, const
     using T = scalar_t;
     const T* al = g.num_edges > 0 ? alpha.data<T>() : nullptr;
     const int32_t* src = g.num_edges > 0 ? g.src.data<int32_t>() : nullptr;
-    launch_aggregate<T>(out.data<T>(), g.in_ptr.data<int32_t>(), nullptr, src, al, x.data<T>(),
-                        g.num_nodes, g.num_edges, static_cast<int>(x.size(1)),
-                        static_cast<int>(x.size(2)));
+    aggregate_rows<T>(out.data<T>(), g.in_ptr.data<int32_t>(), nullptr, src, al, x.data<T>(), T(1),
+                 g.num_nodes, g.num_edges, static_cast<int>(x.size(1)),
+                 static_cast<int>(x.size(2)), g.max_in_degree, x.device());
   });
 }
 
@@ -179,22 +141,14 @@ void spmm_backward(Tensor& dL_dalpha, Tensor& dL_dx, const Tensor& dL_dout, cons
     const int heads = static_cast<int>(x.size(1)), dim = static_cast<int>(x.size(2));
     const T* al = g.num_edges > 0 ? alpha.data<T>() : nullptr;
     if (dL_dalpha.defined() && g.num_edges > 0) {
-      const int ns = head_group_lanes(dim);
-      const bool vec = dim % 4 == 0 && aligned16(dL_dout.data<T>()) && aligned16(x.data<T>());
-      with_flag(vec, [&](auto v) {
-        spmm_backward_alpha_kernel<T, decltype(v)::value>
-            <<<head_group_blocks(g.num_nodes, heads, ns), kGraphBlock, 0, stream()>>>(
-                dL_dalpha.data<T>(), g.in_ptr.data<int32_t>(), g.src.data<int32_t>(),
-                dL_dout.data<T>(), x.data<T>(), g.num_nodes, g.num_edges, heads, dim, ns,
-                device_error_flag());
-      });
-      LAPIS_CUDA_CHECK(cudaGetLastError());
+      edge_dot<T>(dL_dalpha.data<T>(), g, dL_dout.data<T>(), x.data<T>(), T(1), heads, dim,
+                  x.device());
     }
     if (dL_dx.defined()) {
       const int32_t* oe = g.num_edges > 0 ? g.out_edge.data<int32_t>() : nullptr;
       const int32_t* od = g.num_edges > 0 ? g.out_dst.data<int32_t>() : nullptr;
-      launch_aggregate<T>(dL_dx.data<T>(), g.out_ptr.data<int32_t>(), oe, od, al,
-                          dL_dout.data<T>(), g.num_nodes, g.num_edges, heads, dim);
+      aggregate_rows<T>(dL_dx.data<T>(), g.out_ptr.data<int32_t>(), oe, od, al, dL_dout.data<T>(),
+                   T(1), g.num_nodes, g.num_edges, heads, dim, g.max_out_degree, x.device());
     }
   });
 }

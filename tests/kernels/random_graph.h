@@ -65,10 +65,41 @@ inline CsrGraphView random_graph(int64_t n, double avg_degree, uint64_t seed,
   return graph_from_edges(n, std::move(edges), device);
 }
 
-inline CsrGraphView graph_to(const CsrGraphView& g, Device device) {
-  return make_graph_view(g.in_ptr.to(device), g.src.to(device), g.out_ptr.to(device),
-                         g.out_edge.to(device), g.out_dst.to(device));
+// g on device. A device view's degree bounds are unknown (-1) unless given (>= 0): the CUDA
+// kernels then take their hub-splitting path.
+inline CsrGraphView graph_to(const CsrGraphView& g, Device device, int64_t max_in_degree = -1,
+                             int64_t max_out_degree = -1) {
+  CsrGraphView d = make_graph_view(g.in_ptr.to(device), g.src.to(device), g.out_ptr.to(device),
+                                   g.out_edge.to(device), g.out_dst.to(device));
+  if (max_in_degree >= 0) d.max_in_degree = max_in_degree;
+  if (max_out_degree >= 0) d.max_out_degree = max_out_degree;
+  return d;
 }
+
+// Rows longer than the CUDA kernels' split length (128 edges) are reduced in pieces by several
+// thread groups and combined in order: destination hubs of in-degree 128 (not split), 129, 257,
+// 300 and 1000 next to each other (windows holding pieces of two heavy rows), source hubs of
+// out-degree 129 and 500 (the CSC pass), sparse background edges. Unknown and exact degree
+// bounds take the split path (same bits); a bound that wrongly claims short rows takes the
+// unsplit path, which must still be right (graph_to's bounds arguments).
+inline CsrGraphView heavy_row_graph(uint64_t seed) {
+  const int32_t n = 300;
+  std::mt19937_64 rng(seed);
+  std::uniform_int_distribution<int32_t> any(0, n - 1);
+  std::vector<std::pair<int32_t, int32_t>> edges;
+  for (int k = 0; k < 2 * n; ++k) edges.emplace_back(any(rng), any(rng));
+  const std::vector<std::pair<int32_t, int>> in_hubs = {{5, 128}, {6, 129}, {7, 257}, {8, 300},
+                                                        {9, 1000}};
+  for (auto [node, degree] : in_hubs) {
+    for (int k = 0; k < degree; ++k) edges.emplace_back(any(rng), node);
+  }
+  for (auto [node, degree] : std::vector<std::pair<int32_t, int>>{{20, 129}, {21, 500}}) {
+    for (int k = 0; k < degree; ++k) edges.emplace_back(node, any(rng));
+  }
+  std::shuffle(edges.begin(), edges.end(), rng);
+  return graph_from_edges(n, std::move(edges));
+}
+
 
 }  // namespace testing
 }  // namespace lapis

@@ -356,33 +356,10 @@ TEST(GraphAttentionCuda, Deterministic) {
   EXPECT_TRUE(bitwise_equal(a.de, b.de));
 }
 
-// Rows longer than the CUDA kernels' split length (128 edges) are reduced in pieces by several
-// thread groups and combined in order: destination hubs of in-degree 128 (not split), 129, 257,
-// 300 and 1000 next to each other (windows holding pieces of two heavy rows), source hubs of
-// out-degree 129 and 500 (the CSC pass), sparse background edges. Unknown and exact degree
-// bounds take the split path (same bits); a bound that wrongly claims short rows takes the
-// unsplit path, which must still be right.
-CsrGraphView heavy_row_graph(uint64_t seed) {
-  const int32_t n = 300;
-  std::mt19937_64 rng(seed);
-  std::uniform_int_distribution<int32_t> any(0, n - 1);
-  std::vector<std::pair<int32_t, int32_t>> edges;
-  for (int k = 0; k < 2 * n; ++k) edges.emplace_back(any(rng), any(rng));
-  const std::vector<std::pair<int32_t, int>> in_hubs = {{5, 128}, {6, 129}, {7, 257}, {8, 300},
-                                                        {9, 1000}};
-  for (auto [node, degree] : in_hubs) {
-    for (int k = 0; k < degree; ++k) edges.emplace_back(any(rng), node);
-  }
-  for (auto [node, degree] : std::vector<std::pair<int32_t, int>>{{20, 129}, {21, 500}}) {
-    for (int k = 0; k < degree; ++k) edges.emplace_back(node, any(rng));
-  }
-  std::shuffle(edges.begin(), edges.end(), rng);
-  return testing::graph_from_edges(n, std::move(edges));
-}
-
+// testing::heavy_row_graph: hubs next to each other, in and out.
 TEST(GraphAttentionCuda, HeavyRowsSplitAcrossGroups) {
   LAPIS_REQUIRE_CUDA_OR_SKIP();
-  const CsrGraphView g = heavy_row_graph(3);
+  const CsrGraphView g = testing::heavy_row_graph(3);
   const DegreeBounds exact{g.max_in_degree, g.max_out_degree};
   ASSERT_GE(exact.in, 1000);
   ASSERT_GE(exact.out, 500);

@@ -17,9 +17,12 @@ struct Out {
   Tensor score, da, db;
 };
 
+// path: 0 naive, 1 parallel, 2 dispatch; bounds: the device view's degree bounds (in, out; -1
+// unknown).
 Out run(const CsrGraphView& g0, const Tensor& a0, const Tensor& b0, const Tensor& gs0,
-        double scale, int path, Device dev = Device::cpu()) {  // 0 naive, 1 parallel, 2 dispatch
-  const CsrGraphView g = testing::graph_to(g0, dev);
+        double scale, int path, Device dev = Device::cpu(),
+        std::pair<int64_t, int64_t> bounds = {-1, -1}) {
+  const CsrGraphView g = testing::graph_to(g0, dev, bounds.first, bounds.second);
   const Tensor a = a0.to(dev), b = b0.to(dev), gs = gs0.to(dev);
   Tensor score = Tensor::full({g.num_edges, a.size(1)}, 7.0, a.dtype(), dev);
   Tensor da = Tensor::full(a.shape(), 7.0, a.dtype(), dev), db = da.clone();
@@ -127,6 +130,37 @@ TEST(SddmmCuda, MatchesCpuAndDeterministic) {
     Tensor a = Tensor::full({n, 2, 4}, 1.0);
     Out o = run(g, a, a, Tensor::zeros({0, 2}), 1.0, 2, Device::cuda());
     EXPECT_TRUE(all_close(o.da, Tensor::zeros({n, 2, 4}), 0, 0));
+  }
+}
+
+// Hub rows split across thread groups (testing::heavy_row_graph): unknown and exact degree bounds
+// take the split path (same bits), a bound claiming no row is long the unsplit one; all match the
+// CPU reference.
+TEST(SddmmCuda, HeavyRowsSplitAcrossGroups) {
+  LAPIS_REQUIRE_CUDA_OR_SKIP();
+  const CsrGraphView g = testing::heavy_row_graph(6);
+  const std::pair<int64_t, int64_t> exact{g.max_in_degree, g.max_out_degree};
+  ASSERT_GE(exact.second, 500);
+  const std::vector<std::pair<int64_t, int64_t>> heads_dims = {{8, 8}, {3, 5}, {2, 128}};
+  for (Dtype dt : {Dtype::F32, Dtype::F64}) {
+    const double tol = dt == Dtype::F32 ? 1e-4 : 1e-10;
+    for (auto [h, d] : heads_dims) {
+      Generator gen(h * d);
+      const int64_t n = g.num_nodes;
+      Tensor a = Tensor::randn({n, h, d}, gen, dt), b = Tensor::randn({n, h, d}, gen, dt);
+      Tensor gs = Tensor::randn({g.num_edges, h}, gen, dt);
+      const Out ref = run(g, a, b, gs, 0.5, 0);
+      const Out unknown = run(g, a, b, gs, 0.5, 2, Device::cuda());
+      const Out known = run(g, a, b, gs, 0.5, 2, Device::cuda(), exact);
+      const Out unsplit = run(g, a, b, gs, 0.5, 2, Device::cuda(), {0, 0});
+      SCOPED_TRACE(std::string(dtype_name(dt)) + " H = " + std::to_string(h) + " D = " +
+                   std::to_string(d));
+      expect_close(unknown, ref, tol, tol);
+      expect_close(unsplit, ref, tol, tol);
+      EXPECT_TRUE(testing::bitwise_equal(unknown.score, known.score));
+      EXPECT_TRUE(testing::bitwise_equal(unknown.da, known.da));
+      EXPECT_TRUE(testing::bitwise_equal(unknown.db, known.db));
+    }
   }
 }
 

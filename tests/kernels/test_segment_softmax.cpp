@@ -15,15 +15,16 @@ namespace {
 
 using testing::all_close;
 
-// path: 0 naive, 1 parallel, 2 dispatch. Returns {alpha, dL_dscore} on the CPU.
+// path: 0 naive, 1 parallel, 2 dispatch (max_len: the longest segment, -1 unknown). Returns
+// {alpha, dL_dscore} on the CPU.
 std::pair<Tensor, Tensor> run(const Tensor& ptr0, const Tensor& score0, const Tensor& g0, int path,
-                              Device dev = Device::cpu()) {
+                              Device dev = Device::cpu(), int64_t max_len = -1) {
   const Tensor ptr = ptr0.to(dev), score = score0.to(dev), g = g0.to(dev);
   Tensor alpha = Tensor::full(score.shape(), 7.0, score.dtype(), dev);
   Tensor ds = alpha.clone();
   if (path == 2) {
-    segment_softmax_forward(alpha, score, ptr);
-    segment_softmax_backward(ds, g, alpha, ptr);
+    segment_softmax_forward(alpha, score, ptr, max_len);
+    segment_softmax_backward(ds, g, alpha, ptr, max_len);
   } else {
     cpu::segment_softmax_forward(alpha, score, ptr, path == 1);
     cpu::segment_softmax_backward(ds, g, alpha, ptr, path == 1);
@@ -120,6 +121,48 @@ TEST(SegmentSoftmaxCuda, MatchesCpuAndDeterministic) {
   auto r = run(Tensor::from_vector<int32_t>({0, 0, 0}, {3}), Tensor::zeros({0, 2}),
                Tensor::zeros({0, 2}), 2, Device::cuda());
   EXPECT_EQ(r.first.numel(), 0);
+}
+
+// Segments longer than 128 edges split across lanes (testing::heavy_row_graph: segments of
+// 128, 129, 257, 300 and 1000 edges side by side), scores spread wide enough that each piece's
+// max differs from the segment's: unknown and exact lengths take the split path (same bits), a
+// length claiming short segments the unsplit one; all match the CPU, rows sum to one.
+TEST(SegmentSoftmaxCuda, LongSegmentsSplitAcrossLanes) {
+  LAPIS_REQUIRE_CUDA_OR_SKIP();
+  const CsrGraphView g = testing::heavy_row_graph(7);
+  const int64_t e = g.num_edges;
+  for (Dtype dt : {Dtype::F32, Dtype::F64}) {
+    const double tol = dt == Dtype::F32 ? 1e-5 : 1e-12;
+    for (int64_t h : {1, 3, 8}) {
+      Generator gen(h);
+      Tensor score = Tensor::randn({e, h}, gen, dt, Device::cpu(), 0, 20);
+      Tensor up = Tensor::randn({e, h}, gen, dt);
+      const auto ref = run(g.in_ptr, score, up, 0);
+      const auto unknown = run(g.in_ptr, score, up, 2, Device::cuda());
+      const auto known = run(g.in_ptr, score, up, 2, Device::cuda(), g.max_in_degree);
+      const auto unsplit = run(g.in_ptr, score, up, 2, Device::cuda(), 0);
+      SCOPED_TRACE(std::string(dtype_name(dt)) + " H = " + std::to_string(h));
+      EXPECT_TRUE(all_close(unknown.first, ref.first, tol, tol));
+      EXPECT_TRUE(all_close(unknown.second, ref.second, tol, tol));
+      EXPECT_TRUE(all_close(unsplit.first, ref.first, tol, tol));
+      EXPECT_TRUE(all_close(unsplit.second, ref.second, tol, tol));
+      EXPECT_TRUE(testing::bitwise_equal(unknown.first, known.first));
+      EXPECT_TRUE(testing::bitwise_equal(unknown.second, known.second));
+      // Each destination's weights sum to one (every node of the graph has incoming edges or
+      // none at all; the hubs' long segments included).
+      const Tensor a = unknown.first.to(Dtype::F64);
+      const double* pa = a.data<double>();
+      const int32_t* ptr = g.in_ptr.data<int32_t>();
+      for (int64_t i = 0; i < g.num_nodes; ++i) {
+        if (ptr[i] == ptr[i + 1]) continue;
+        for (int64_t hh = 0; hh < h; ++hh) {
+          double sum = 0;
+          for (int64_t k = ptr[i]; k < ptr[i + 1]; ++k) sum += pa[k * h + hh];
+          ASSERT_NEAR(sum, 1.0, dt == Dtype::F32 ? 1e-5 : 1e-12) << "node " << i;
+        }
+      }
+    }
+  }
 }
 
 }  // namespace

@@ -18,9 +18,11 @@ struct Out {
 };
 
 // path: 0 naive, 1 parallel, 2 dispatch.
+// bounds: the device view's degree bounds (in, out; -1 unknown).
 Out run(const CsrGraphView& g0, const Tensor& alpha0, const Tensor& x0, const Tensor& go0,
-        int path, Device dev = Device::cpu(), SpmmAlgo algo = SpmmAlgo::Auto) {
-  const CsrGraphView g = testing::graph_to(g0, dev);
+        int path, Device dev = Device::cpu(), SpmmAlgo algo = SpmmAlgo::Auto,
+        std::pair<int64_t, int64_t> bounds = {-1, -1}) {
+  const CsrGraphView g = testing::graph_to(g0, dev, bounds.first, bounds.second);
   const Tensor alpha = alpha0.to(dev), x = x0.to(dev), go = go0.to(dev);
   Tensor out = Tensor::full(x.shape(), 7.0, x.dtype(), dev), dx = out.clone();
   Tensor dalpha = Tensor::full(alpha.shape(), 7.0, x.dtype(), dev);
@@ -135,6 +137,37 @@ TEST(SpmmCuda, MatchesCpuAndDeterministic) {
   Tensor x = Tensor::full({4, 1, 8}, 1.0);
   Out o = run(g, Tensor::zeros({0, 1}), x, x, 2, Device::cuda(), SpmmAlgo::CuSparse);
   EXPECT_TRUE(all_close(o.out, Tensor::zeros({4, 1, 8}), 0, 0));
+}
+
+// Hub rows split across thread groups (testing::heavy_row_graph): unknown and exact degree bounds
+// take the split path (same bits), a bound claiming no row is long the unsplit one; all match the
+// CPU reference.
+TEST(SpmmCuda, HeavyRowsSplitAcrossGroups) {
+  LAPIS_REQUIRE_CUDA_OR_SKIP();
+  const CsrGraphView g = testing::heavy_row_graph(5);
+  const std::pair<int64_t, int64_t> exact{g.max_in_degree, g.max_out_degree};
+  ASSERT_GE(exact.first, 1000);
+  const std::vector<std::pair<int64_t, int64_t>> heads_dims = {{8, 8}, {3, 5}, {1, 64}};
+  for (Dtype dt : {Dtype::F32, Dtype::F64}) {
+    const double tol = dt == Dtype::F32 ? 1e-4 : 1e-10;
+    for (auto [h, d] : heads_dims) {
+      Generator gen(h + d);
+      const int64_t n = g.num_nodes;
+      Tensor x = Tensor::randn({n, h, d}, gen, dt), go = Tensor::randn({n, h, d}, gen, dt);
+      Tensor alpha = Tensor::randn({g.num_edges, h}, gen, dt);
+      const Out ref = run(g, alpha, x, go, 0);
+      const Out unknown = run(g, alpha, x, go, 2, Device::cuda());
+      const Out known = run(g, alpha, x, go, 2, Device::cuda(), SpmmAlgo::Native, exact);
+      const Out unsplit = run(g, alpha, x, go, 2, Device::cuda(), SpmmAlgo::Native, {0, 0});
+      SCOPED_TRACE(std::string(dtype_name(dt)) + " H = " + std::to_string(h) + " D = " +
+                   std::to_string(d));
+      expect_close(unknown, ref, tol, tol);
+      expect_close(unsplit, ref, tol, tol);
+      EXPECT_TRUE(testing::bitwise_equal(unknown.out, known.out));
+      EXPECT_TRUE(testing::bitwise_equal(unknown.dalpha, known.dalpha));
+      EXPECT_TRUE(testing::bitwise_equal(unknown.dx, known.dx));
+    }
+  }
 }
 
 }  // namespace
