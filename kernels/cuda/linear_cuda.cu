@@ -2,6 +2,7 @@
 
 #include <climits>
 #include <cstring>
+#include <type_traits>
 
 #include "core/cuda/cuda_check.h"
 #include "kernels/cuda/device_utils.cuh"
@@ -550,59 +551,71 @@ Dtype batch_dtype(const char* op, const std::vector<Dtype>& dtypes) {
 
 }  // namespace
 
-void linear_forward_fused_batch(const std::vector<LinearForwardCall>& calls) {
+namespace {
+
+// One batched launch of small GEMMs: fill(call, job) sets each call's operands and shape (job's
+// scalar type is the batch's dtype); the epilogue width is then chosen per job.
+template <bool TRANSPOSED, class Call, class DtypeOf, class Fill>
+void gemm_batch(const char* op, const std::vector<Call>& calls, DtypeOf dtype_of, Fill fill) {
   if (calls.empty()) return;
   std::vector<Dtype> dtypes;
-  for (const LinearForwardCall& c : calls) dtypes.push_back(c.x.dtype());
-  LAPIS_DISPATCH_FLOAT(batch_dtype("linear_forward", dtypes), "linear_forward", [&] {
+  for (const Call& c : calls) dtypes.push_back(dtype_of(c));
+  LAPIS_DISPATCH_FLOAT(batch_dtype(op, dtypes), op, [&] {
     std::vector<GemmJob<scalar_t>> jobs;
-    for (const LinearForwardCall& c : calls) {
-      const int64_t N = c.x.size(0), IN = c.x.size(1), OUT = c.weight.size(0);
-      check_int_range("linear_forward", N, IN, OUT);
+    for (const Call& c : calls) {
       GemmJob<scalar_t> j{};
-      j.out = N * OUT > 0 ? c.out.data<scalar_t>() : nullptr;
-      j.a = ptr_or_null<scalar_t>(c.x);
-      j.w = ptr_or_null<scalar_t>(c.weight);
-      j.bias = ptr_or_null<scalar_t>(c.bias);
-      j.residual = ptr_or_null<scalar_t>(c.residual);
-      j.N = N;
-      j.K = static_cast<int>(IN);
-      j.M = static_cast<int>(OUT);
-      j.a_group_cols = IN == 0 ? 1 : static_cast<int>(IN);
-      j.out_group_cols = OUT == 0 ? 1 : static_cast<int>(OUT / c.groups);
-      j.relu = c.relu;
+      fill(c, j);
       j.vec = vector_epilogue(j);
       jobs.push_back(j);
     }
-    launch_small_gemms<scalar_t, false>(std::move(jobs));
+    launch_small_gemms<scalar_t, TRANSPOSED>(std::move(jobs));
   });
 }
 
+template <class Job>
+using JobScalar = std::remove_pointer_t<decltype(Job::out)>;
+
+}  // namespace
+
+void linear_forward_fused_batch(const std::vector<LinearForwardCall>& calls) {
+  gemm_batch<false>(
+      "linear_forward", calls, [](const LinearForwardCall& c) { return c.x.dtype(); },
+      [](const LinearForwardCall& c, auto& j) {
+        using T = JobScalar<std::decay_t<decltype(j)>>;
+        const int64_t N = c.x.size(0), IN = c.x.size(1), OUT = c.weight.size(0);
+        check_int_range("linear_forward", N, IN, OUT);
+        j.out = N * OUT > 0 ? c.out.data<T>() : nullptr;
+        j.a = ptr_or_null<T>(c.x);
+        j.w = ptr_or_null<T>(c.weight);
+        j.bias = ptr_or_null<T>(c.bias);
+        j.residual = ptr_or_null<T>(c.residual);
+        j.N = N;
+        j.K = static_cast<int>(IN);
+        j.M = static_cast<int>(OUT);
+        j.a_group_cols = IN == 0 ? 1 : static_cast<int>(IN);
+        j.out_group_cols = OUT == 0 ? 1 : static_cast<int>(OUT / c.groups);
+        j.relu = c.relu;
+      });
+}
+
 void input_grad_fused_batch(const std::vector<InputGradCall>& calls) {
-  if (calls.empty()) return;
-  std::vector<Dtype> dtypes;
-  for (const InputGradCall& c : calls) dtypes.push_back(c.dL_dx.dtype());
-  LAPIS_DISPATCH_FLOAT(batch_dtype("linear_backward", dtypes), "linear_backward", [&] {
-    std::vector<GemmJob<scalar_t>> jobs;
-    for (const InputGradCall& c : calls) {
-      const int64_t N = c.dL_dx.size(0), IN = c.dL_dx.size(1), OUT = c.weight.size(0);
-      check_int_range("linear_backward", N, IN, OUT);
-      GemmJob<scalar_t> j{};
-      j.out = N * IN > 0 ? c.dL_dx.data<scalar_t>() : nullptr;
-      j.a = ptr_or_null<scalar_t>(c.dL_dout);
-      j.w = ptr_or_null<scalar_t>(c.weight);
-      j.mask = ptr_or_null<scalar_t>(c.relu_mask);
-      j.residual = ptr_or_null<scalar_t>(c.plus);
-      j.N = N;
-      j.K = static_cast<int>(OUT);
-      j.M = static_cast<int>(IN);
-      j.a_group_cols = OUT == 0 ? 1 : static_cast<int>(OUT / c.groups);
-      j.out_group_cols = IN == 0 ? 1 : static_cast<int>(IN);
-      j.vec = vector_epilogue(j);
-      jobs.push_back(j);
-    }
-    launch_small_gemms<scalar_t, true>(std::move(jobs));
-  });
+  gemm_batch<true>(
+      "linear_backward", calls, [](const InputGradCall& c) { return c.dL_dx.dtype(); },
+      [](const InputGradCall& c, auto& j) {
+        using T = JobScalar<std::decay_t<decltype(j)>>;
+        const int64_t N = c.dL_dx.size(0), IN = c.dL_dx.size(1), OUT = c.weight.size(0);
+        check_int_range("linear_backward", N, IN, OUT);
+        j.out = N * IN > 0 ? c.dL_dx.data<T>() : nullptr;
+        j.a = ptr_or_null<T>(c.dL_dout);
+        j.w = ptr_or_null<T>(c.weight);
+        j.mask = ptr_or_null<T>(c.relu_mask);
+        j.residual = ptr_or_null<T>(c.plus);
+        j.N = N;
+        j.K = static_cast<int>(OUT);
+        j.M = static_cast<int>(IN);
+        j.a_group_cols = OUT == 0 ? 1 : static_cast<int>(OUT / c.groups);
+        j.out_group_cols = IN == 0 ? 1 : static_cast<int>(IN);
+      });
 }
 
 namespace {

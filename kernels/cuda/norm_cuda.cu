@@ -155,6 +155,39 @@ struct GradFinish {
   }
 };
 
+// Column c's sums of f's two terms over rows [r0, r1) of a slice (threadIdx.y strides, then the
+// block's 8 row threads in order); valid where threadIdx.y == 0. Every thread must call it.
+template <typename T, typename F>
+__device__ inline void slice_column_sums(const F& f, int64_t c, bool active, int64_t r0,
+                                         int64_t r1, T (&ta)[kRows][kTile + 1],
+                                         T (&tb)[kRows][kTile + 1], T& a, T& b) {
+  a = b = T(0);
+  if (active) {
+#pragma unroll 4
+    for (int64_t r = r0 + threadIdx.y; r < r1; r += kRows) {
+      T ea, eb;
+      f(r, c, ea, eb);
+      a += ea;
+      b += eb;
+    }
+  }
+  a = sum_over_block_rows(ta, a);
+  b = sum_over_block_rows(tb, b);
+}
+
+// Column c's totals from the S slice partials pa, pb [S, C] in a fixed order (ordered_partial_sums,
+// then the 8 row threads); valid where threadIdx.y == 0. Every thread must call it.
+template <typename T>
+__device__ inline void merged_column_sums(const T* pa, const T* pb, int64_t c, bool active,
+                                          int64_t slices, int64_t c_count,
+                                          T (&ta)[kRows][kTile + 1], T (&tb)[kRows][kTile + 1],
+                                          T& a, T& b) {
+  a = b = T(0);
+  if (active) ordered_partial_sums(pa + c, pb + c, threadIdx.y, kRows, slices, c_count, &a, &b);
+  a = sum_over_block_rows(ta, a);
+  b = sum_over_block_rows(tb, b);
+}
+
 // pa, pb [S, C] and counters [ceil(C/32)] are unused (may be null) when S == 1.
 template <typename T, typename F>
 __global__ void column_grad_kernel(T* __restrict__ pa, T* __restrict__ pb,
@@ -167,18 +200,8 @@ __global__ void column_grad_kernel(T* __restrict__ pa, T* __restrict__ pb,
   const bool active = c < c_count;
   const int64_t r0 = static_cast<int64_t>(blockIdx.y) * slice_rows;
   const int64_t r1 = r0 + slice_rows < n ? r0 + slice_rows : n;
-  T a = T(0), b = T(0);
-  if (active) {
-#pragma unroll 4
-    for (int64_t r = r0 + threadIdx.y; r < r1; r += kRows) {
-      T ea, eb;
-      f(r, c, ea, eb);
-      a += ea;
-      b += eb;
-    }
-  }
-  a = sum_over_block_rows(ta, a);
-  b = sum_over_block_rows(tb, b);
+  T a, b;
+  slice_column_sums(f, c, active, r0, r1, ta, tb, a, b);
   if (gridDim.y == 1) {  // the block saw every row
     if (threadIdx.y == 0 && active) finish(c, a, b);
     return;
@@ -191,12 +214,7 @@ __global__ void column_grad_kernel(T* __restrict__ pa, T* __restrict__ pb,
   // Last block of the tile: add the S partials of each channel, slices s = threadIdx.y + 8k in
   // order per thread, then the 8 thread sums in order. __ldcg reads them from L2, where the
   // other blocks' stores went.
-  a = b = T(0);
-  if (active) {
-    ordered_partial_sums(pa + c, pb + c, threadIdx.y, kRows, gridDim.y, c_count, &a, &b);
-  }
-  a = sum_over_block_rows(ta, a);
-  b = sum_over_block_rows(tb, b);
+  merged_column_sums(pa, pb, c, active, gridDim.y, c_count, ta, tb, a, b);
   if (threadIdx.y == 0 && active) finish(c, a, b);
 }
 
@@ -527,31 +545,14 @@ __global__ void __launch_bounds__(256, 4)
   const int64_t r0 = static_cast<int64_t>(slice) * j.slice_rows;
   const int64_t r1 = r0 + j.slice_rows < n ? r0 + j.slice_rows : n;
   const ColumnGradStats<T> f{j.g, j.x, j.mean, j.rstd, j.w, nullptr, c_count};
-  T a = T(0), b = T(0);
-  if (active) {
-#pragma unroll 4
-    for (int64_t r = r0 + threadIdx.y; r < r1; r += kRows) {
-      T ea, eb;
-      f(r, c, ea, eb);
-      a += ea;
-      b += eb;
-    }
-  }
-  a = sum_over_block_rows(ta, a);
-  b = sum_over_block_rows(tb, b);
+  T a, b;
+  slice_column_sums(f, c, active, r0, r1, ta, tb, a, b);
   if (threadIdx.y == 0 && active) {
     j.pa[static_cast<int64_t>(slice) * c_count + c] = a;
     j.pb[static_cast<int64_t>(slice) * c_count + c] = b;
   }
   cooperative_groups::this_grid().sync();
-  if (j.slices > 1) {
-    a = b = T(0);
-    if (active) {
-      ordered_partial_sums(j.pa + c, j.pb + c, threadIdx.y, kRows, j.slices, c_count, &a, &b);
-    }
-    a = sum_over_block_rows(ta, a);
-    b = sum_over_block_rows(tb, b);
-  }
+  if (j.slices > 1) merged_column_sums(j.pa, j.pb, c, active, j.slices, c_count, ta, tb, a, b);
   if (threadIdx.y == 0) {
     total_g[threadIdx.x] = a;
     total_gx[threadIdx.x] = b;
