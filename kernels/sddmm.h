@@ -1,7 +1,9 @@
 // Multi-head SDDMM over a graph (CSR by destination, CSC for the backward; kernels/graph_view.h):
 //   score[e,h] = scale * sum_d A[dst(e),h,d] * B[src(e),h,d]
 // A, B [N,H,D]; score [E,H]. Typical use: A = Q, B = K, scale = 1/sqrt(D).
-// Deterministic on every device (no atomics): dL_dA walks the CSR, dL_dB the CSC.
+// Deterministic on every device (no atomics): dL_dA walks the CSR, dL_dB the CSC. On CUDA, rows
+// longer than 128 edges (hubs) are split across thread groups and combined in a fixed order,
+// unless the view's degree bounds say no row is that long.
 #pragma once
 
 #include "core/tensor.h"

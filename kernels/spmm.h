@@ -1,7 +1,9 @@
 // Multi-head SpMM over a graph (kernels/graph_view.h): weighted aggregation of source features
 //   out[i,h,:] = sum_{e into i} alpha[e,h] X[src(e),h,:]
 // alpha [E,H]; X, out [N,H,D]. The backward is deterministic (no atomics): dL_dX walks the CSC
-// (gather over outgoing edges), dL_dalpha is an SDDMM (one dot product per edge and head).
+// (gather over outgoing edges), dL_dalpha is an SDDMM (one dot product per edge and head). On
+// CUDA, rows longer than 128 edges (hubs) are split across thread groups and combined in a fixed
+// order, unless the view's degree bounds say no row is that long.
 #pragma once
 
 #include "core/tensor.h"
