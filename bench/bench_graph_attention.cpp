@@ -3,7 +3,7 @@
 //   (a) a ZINC-like batch: 128 molecule-like graphs (~23 nodes, ~50 directed edges each), and
 //   (b) a large random graph (default 1M nodes, 10M edges), H = 8, D = 8 and 16, and
 //   (c) a power-law graph of the same size (skewed in-degrees: hubs), H = 8, D = 8,
-// plus the single-head SpMM forward, native kernel vs cuSPARSE (the SpmmAlgo::Auto choice), next
+// plus the single-head SpMM and SDDMM forwards, native kernels vs cuSPARSE (the Auto choices), next
 // to a copy-bandwidth ceiling measured in the same run (Tensor::copy_from of 1 GiB on CUDA).
 //
 //   bench_graph_attention [--device cpu|cuda] [--nodes N] [--edges E] [--zinc-graphs B]
@@ -226,6 +226,17 @@ void bench_case(std::vector<Row>& rows, const std::string& name, const CsrGraphV
       rows.push_back({name, "spmm H=1 cusparse", s1, time_ms(warmup, repeats, [&] {
                         spmm_forward(o1, g, w1, x1, SpmmAlgo::CuSparse);
                       }), b1});
+    }
+    // Single-head SDDMM over D = H*D columns: native vs cuSPARSE. Reads A, B, CSR; writes [E].
+    Tensor a1 = q.reshape({n, 1, hd}), s1e = Tensor::empty({e, 1}, Dtype::F32, dev);
+    const double bs = f * (2 * nf * hd + ef) + graph_csr;
+    rows.push_back({name, "sddmm H=1 native", s1, time_ms(warmup, repeats, [&] {
+                      sddmm_forward(s1e, g, a1, x1, scale, SddmmAlgo::Native);
+                    }), bs});
+    if (dev.is_cuda()) {
+      rows.push_back({name, "sddmm H=1 cusparse", s1, time_ms(warmup, repeats, [&] {
+                        sddmm_forward(s1e, g, a1, x1, scale, SddmmAlgo::CuSparse);
+                      }), bs});
     }
   }
 }

@@ -26,14 +26,20 @@ void check_inputs(const char* op, const CsrGraphView& g, const Tensor& a, const 
 }  // namespace
 
 void sddmm_forward(Tensor& score, const CsrGraphView& g, const Tensor& a, const Tensor& b,
-                   double scale) {
+                   double scale, SddmmAlgo algo) {
   const char* op = "sddmm_forward";
   check_inputs(op, g, a, b, false);
   check_like(op, "score", score, {g.num_edges, a.size(1)}, "a", a);
+  if (algo == SddmmAlgo::CuSparse) {
+    LAPIS_CHECK(a.is_cuda() && a.size(1) == 1 && a.dtype() == Dtype::F32, op,
+                "SddmmAlgo::CuSparse needs one head, f32 and CUDA, got a ", a.describe());
+  }
   if (g.num_edges == 0) return;
   switch (a.device().type) {
     case DeviceType::CPU: cpu::sddmm_forward(score, g, a, b, scale, /*parallel=*/true); break;
-    case DeviceType::CUDA: LAPIS_CUDA_CALL(cuda::sddmm_forward, score, g, a, b, scale); break;
+    case DeviceType::CUDA:
+      LAPIS_CUDA_CALL(cuda::sddmm_forward, score, g, a, b, scale, algo);
+      break;
   }
 }
 

@@ -11,9 +11,16 @@
 
 namespace lapis {
 
-// score [E,H] (overwritten).
+// Which CUDA implementation runs the forward. Only the single-head case (H == 1, f32) can use
+// cuSPARSE's generic SDDMM (cusparseSDDMM, the CSR pattern, row-major A and B); every other case,
+// and the backward, uses Lapis's own kernels. Auto picks the default for the case (see
+// sddmm_cuda.cu; bench/bench_graph_attention.cpp measures both).
+enum class SddmmAlgo { Auto, Native, CuSparse };
+
+// score [E,H] (overwritten). CuSparse throws unless H == 1, F32 and CUDA; a multigraph with more
+// edges than n^2 (which cuSPARSE cannot describe) falls back to the native kernel.
 void sddmm_forward(Tensor& score, const CsrGraphView& g, const Tensor& a, const Tensor& b,
-                   double scale);
+                   double scale, SddmmAlgo algo = SddmmAlgo::Auto);
 // dL_da [N,H,D] = scale * sum_{e into i} dL_dscore[e,h] B[src(e)]  (overwritten; may be undefined)
 // dL_db [N,H,D] = scale * sum_{e out of j} dL_dscore[e,h] A[dst(e)] (overwritten; may be undefined)
 void sddmm_backward(Tensor& dL_da, Tensor& dL_db, const Tensor& dL_dscore, const CsrGraphView& g,

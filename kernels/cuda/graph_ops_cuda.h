@@ -5,13 +5,14 @@
 
 #include "core/tensor.h"
 #include "kernels/graph_view.h"
+#include "kernels/sddmm.h"
 #include "kernels/spmm.h"
 
 namespace lapis {
 namespace cuda {
 
 void sddmm_forward(Tensor& score, const CsrGraphView& g, const Tensor& a, const Tensor& b,
-                   double scale);
+                   double scale, SddmmAlgo algo);
 void sddmm_backward(Tensor& dL_da, Tensor& dL_db, const Tensor& dL_dscore, const CsrGraphView& g,
                     const Tensor& a, const Tensor& b, double scale);
 void segment_softmax_forward(Tensor& alpha, const Tensor& score, const Tensor& in_ptr,

@@ -2,15 +2,71 @@
 // kernels/cuda/graph_block_passes.cuh: the forward is an edge dot product over the CSR, dL_dA an
 // aggregation over the CSR by destination and dL_dB one over the CSC by source, so no gradient
 // needs atomics, every sum runs in a fixed order, and hub rows are split across thread groups.
+//
+// cuSPARSE: the single-head forward (H == 1, f32) can also run through cusparseSDDMM. Auto picks
+// the native kernel: it writes each score with one group-wide dot product per edge and reads
+// each B row with D/4 float4 loads, the same traffic a CSR SDDMM needs at best, without
+// cuSPARSE's descriptor setup, bufferSize query and workspace per call; cuSPARSE cannot serve
+// H > 1 or the backward (dL_dB is a transposed SpMM, which cuSPARSE does not make reproducible).
+// bench/bench_graph_attention.cpp times both ("sddmm H=1 native" vs "sddmm H=1 cusparse"); the
+// cuSPARSE path was added in the fifth session and has not been measured on a GPU yet.
 #include "core/cuda/cuda_check.h"
+#include "core/cuda_api.h"
 #include "kernels/cuda/graph_ops_cuda.h"
 
 namespace lapis {
 namespace cuda {
 
+namespace {
+
+// score [E] = scale * <a[dst(e)], b[src(e)]> for one head through cusparseSDDMM: C (the CSR
+// pattern in_ptr/src, values score) = scale * (A B^T) o spy(C), A = a and B = b as row-major
+// [N, D] matrices, B transposed by the operation.
+void cusparse_forward(Tensor& score, const CsrGraphView& g, const Tensor& a, const Tensor& b,
+                      double scale) {
+  const int64_t n = g.num_nodes, e = g.num_edges, d = a.size(2);
+  cusparseHandle_t handle = cusparse_handle();
+  // beta = 0, but C's old values are cleared anyway: the result must not depend on whether the
+  // library reads them (0 * NaN).
+  score.zero();
+  cusparseSpMatDescr_t mat_c = nullptr;
+  cusparseDnMatDescr_t mat_a = nullptr, mat_b = nullptr;
+  LAPIS_CUSPARSE_CHECK(cusparseCreateCsr(&mat_c, n, n, e, g.in_ptr.data<int32_t>(),
+                                         g.src.data<int32_t>(), score.data<float>(),
+                                         CUSPARSE_INDEX_32I, CUSPARSE_INDEX_32I,
+                                         CUSPARSE_INDEX_BASE_ZERO, CUDA_R_32F));
+  LAPIS_CUSPARSE_CHECK(cusparseCreateDnMat(&mat_a, n, d, d, const_cast<float*>(a.data<float>()),
+                                           CUDA_R_32F, CUSPARSE_ORDER_ROW));
+  LAPIS_CUSPARSE_CHECK(cusparseCreateDnMat(&mat_b, n, d, d, const_cast<float*>(b.data<float>()),
+                                           CUDA_R_32F, CUSPARSE_ORDER_ROW));
+  const float alpha = static_cast<float>(scale), beta = 0.0f;
+  size_t bytes = 0;
+  LAPIS_CUSPARSE_CHECK(cusparseSDDMM_bufferSize(
+      handle, CUSPARSE_OPERATION_NON_TRANSPOSE, CUSPARSE_OPERATION_TRANSPOSE, &alpha, mat_a,
+      mat_b, &beta, mat_c, CUDA_R_32F, CUSPARSE_SDDMM_ALG_DEFAULT, &bytes));
+  void* buffer = bytes > 0 ? device_alloc(bytes) : nullptr;
+  const cusparseStatus_t status = cusparseSDDMM(
+      handle, CUSPARSE_OPERATION_NON_TRANSPOSE, CUSPARSE_OPERATION_TRANSPOSE, &alpha, mat_a,
+      mat_b, &beta, mat_c, CUDA_R_32F, CUSPARSE_SDDMM_ALG_DEFAULT, buffer);
+  // The caching allocator reuses the block in stream order, so freeing right away is safe.
+  if (buffer != nullptr) device_free(buffer);
+  cusparseDestroySpMat(mat_c);
+  cusparseDestroyDnMat(mat_a);
+  cusparseDestroyDnMat(mat_b);
+  LAPIS_CUSPARSE_CHECK(status);
+}
+
+}  // namespace
+
 void sddmm_forward(Tensor& score, const CsrGraphView& g, const Tensor& a, const Tensor& b,
-                   double scale) {
+                   double scale, SddmmAlgo algo) {
   if (g.num_nodes == 0 || g.num_edges == 0) return;
+  // cuSPARSE describes a matrix, so it refuses a multigraph with more edges than the n x n matrix
+  // has entries; the native kernel serves those graphs with the same result.
+  if (algo == SddmmAlgo::CuSparse && g.num_edges <= g.num_nodes * g.num_nodes) {
+    cusparse_forward(score, g, a, b, scale);
+    return;
+  }
   LAPIS_DISPATCH_FLOAT(a.dtype(), "sddmm_forward", [&] {
     using T = scalar_t;
     edge_dot<T>(score.data<T>(), g, a.data<T>(), b.data<T>(), static_cast<T>(scale),

@@ -104,13 +104,17 @@ TEST(Sddmm, EmptyGraphsAndErrors) {
         sddmm_forward(score, g, a6, a6, 1.0);
       },
       {"sddmm_forward", "7 nodes"});
+  testing::expect_error_mentions(  // two heads, on the CPU
+      [&] { sddmm_forward(score, g, a, a, 1.0, SddmmAlgo::CuSparse); },
+      {"sddmm_forward", "CuSparse", "one head"});
 }
 
 // f32 tolerance: dot products of D <= 128 terms and sums over up to ~1000 edges, summed in a
 // different order than the CPU: atol 1e-4, rtol 1e-4.
 TEST(SddmmCuda, MatchesCpuAndDeterministic) {
   LAPIS_REQUIRE_CUDA_OR_SKIP();
-  const std::vector<std::pair<int64_t, int64_t>> heads_dims = {{8, 8}, {8, 16}, {3, 5}, {1, 33}};
+  const std::vector<std::pair<int64_t, int64_t>> heads_dims = {{8, 8}, {8, 16}, {3, 5}, {1, 8},
+                                                               {1, 33}};
   for (int64_t n : testing::odd_sizes()) {
     for (auto [h, d] : heads_dims) {
       Generator gen(n + d);
@@ -118,7 +122,16 @@ TEST(SddmmCuda, MatchesCpuAndDeterministic) {
       Tensor a = Tensor::randn({n, h, d}, gen), b = Tensor::randn({n, h, d}, gen);
       Tensor gs = Tensor::randn({g.num_edges, h}, gen);
       Out c1 = run(g, a, b, gs, 0.25, 2, Device::cuda());
-      expect_close(c1, run(g, a, b, gs, 0.25, 0), 1e-4, 1e-4);
+      const Out ref = run(g, a, b, gs, 0.25, 0);
+      expect_close(c1, ref, 1e-4, 1e-4);
+      if (h == 1 && g.num_edges > 0) {  // cuSPARSE's SDDMM for one head
+        const CsrGraphView gd = testing::graph_to(g, Device::cuda());
+        Tensor score = Tensor::full({g.num_edges, 1}, 7.0, Dtype::F32, Device::cuda());
+        sddmm_forward(score, gd, a.to(Device::cuda()), b.to(Device::cuda()), 0.25,
+                      SddmmAlgo::CuSparse);
+        EXPECT_TRUE(all_close(score.to(Device::cpu()), ref.score, 1e-4, 1e-4))
+            << "cuSPARSE n = " << n << " D = " << d;
+      }
       Out c2 = run(g, a, b, gs, 0.25, 2, Device::cuda());
       EXPECT_TRUE(testing::bitwise_equal(c1.score, c2.score));
       EXPECT_TRUE(testing::bitwise_equal(c1.da, c2.da));
