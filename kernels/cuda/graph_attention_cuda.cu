@@ -8,8 +8,8 @@
 // fixed order, so two runs give identical bits. Pass 1 recomputes the scores from the K_j, E_e
 // and Q_i it loads anyway instead of reading them. With edge features and an edge-output
 // gradient (the Graph Transformer layer), pass 1 also writes each edge's dL_dK term and
-// normalised weight, so pass 2 gathers 256 + 4H bytes per edge instead of Q_i, E_e,
-// dL_dedge_out_e and three scalars (~1 KiB at H = 8, D = 8; see BackwardDstPass).
+// normalised weight, so pass 2 gathers those (256 + 32 bytes per edge at H = 8, D = 8) next to
+// dL_dout_i instead of Q_i, E_e, dL_dedge_out_e and three scalars (864 bytes; BackwardDstPass).
 // Load balance: rows are independent work items, so a group walks its row's edges alone; rows
 // longer than kHeavyRowEdges are split into pieces reduced by separate groups and combined in a
 // fixed order (kernels/cuda/split_rows.cuh), unless the graph view says no row is that long.
