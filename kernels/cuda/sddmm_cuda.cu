@@ -12,6 +12,7 @@
 // cuSPARSE path was added in the fifth session and has not been measured on a GPU yet.
 #include "core/cuda/cuda_check.h"
 #include "core/cuda_api.h"
+#include "kernels/cuda/cusparse_operands.h"
 #include "kernels/cuda/graph_ops_cuda.h"
 
 namespace lapis {
@@ -24,36 +25,24 @@ namespace {
 // [N, D] matrices, B transposed by the operation.
 void cusparse_forward(Tensor& score, const CsrGraphView& g, const Tensor& a, const Tensor& b,
                       double scale) {
-  const int64_t n = g.num_nodes, e = g.num_edges, d = a.size(2);
+  const int64_t n = g.num_nodes, d = a.size(2);
   cusparseHandle_t handle = cusparse_handle();
   // beta = 0, but C's old values are cleared anyway: the result must not depend on whether the
   // library reads them (0 * NaN).
   score.zero();
-  cusparseSpMatDescr_t mat_c = nullptr;
-  cusparseDnMatDescr_t mat_a = nullptr, mat_b = nullptr;
-  LAPIS_CUSPARSE_CHECK(cusparseCreateCsr(&mat_c, n, n, e, g.in_ptr.data<int32_t>(),
-                                         g.src.data<int32_t>(), score.data<float>(),
-                                         CUSPARSE_INDEX_32I, CUSPARSE_INDEX_32I,
-                                         CUSPARSE_INDEX_BASE_ZERO, CUDA_R_32F));
-  LAPIS_CUSPARSE_CHECK(cusparseCreateDnMat(&mat_a, n, d, d, const_cast<float*>(a.data<float>()),
-                                           CUDA_R_32F, CUSPARSE_ORDER_ROW));
-  LAPIS_CUSPARSE_CHECK(cusparseCreateDnMat(&mat_b, n, d, d, const_cast<float*>(b.data<float>()),
-                                           CUDA_R_32F, CUSPARSE_ORDER_ROW));
+  const CusparseCsr mat_c(g, score.data<float>());
+  const CusparseDense mat_a(n, d, a.data<float>());
+  const CusparseDense mat_b(n, d, b.data<float>());
   const float alpha = static_cast<float>(scale), beta = 0.0f;
   size_t bytes = 0;
   LAPIS_CUSPARSE_CHECK(cusparseSDDMM_bufferSize(
-      handle, CUSPARSE_OPERATION_NON_TRANSPOSE, CUSPARSE_OPERATION_TRANSPOSE, &alpha, mat_a,
-      mat_b, &beta, mat_c, CUDA_R_32F, CUSPARSE_SDDMM_ALG_DEFAULT, &bytes));
-  void* buffer = bytes > 0 ? device_alloc(bytes) : nullptr;
-  const cusparseStatus_t status = cusparseSDDMM(
-      handle, CUSPARSE_OPERATION_NON_TRANSPOSE, CUSPARSE_OPERATION_TRANSPOSE, &alpha, mat_a,
-      mat_b, &beta, mat_c, CUDA_R_32F, CUSPARSE_SDDMM_ALG_DEFAULT, buffer);
-  // The caching allocator reuses the block in stream order, so freeing right away is safe.
-  if (buffer != nullptr) device_free(buffer);
-  cusparseDestroySpMat(mat_c);
-  cusparseDestroyDnMat(mat_a);
-  cusparseDestroyDnMat(mat_b);
-  LAPIS_CUSPARSE_CHECK(status);
+      handle, CUSPARSE_OPERATION_NON_TRANSPOSE, CUSPARSE_OPERATION_TRANSPOSE, &alpha, mat_a.get(),
+      mat_b.get(), &beta, mat_c.get(), CUDA_R_32F, CUSPARSE_SDDMM_ALG_DEFAULT, &bytes));
+  run_with_workspace(bytes, [&](void* buffer) {
+    return cusparseSDDMM(handle, CUSPARSE_OPERATION_NON_TRANSPOSE, CUSPARSE_OPERATION_TRANSPOSE,
+                         &alpha, mat_a.get(), mat_b.get(), &beta, mat_c.get(), CUDA_R_32F,
+                         CUSPARSE_SDDMM_ALG_DEFAULT, buffer);
+  });
 }
 
 }  // namespace

@@ -21,6 +21,7 @@
 // kernel reads each X row with D/4 float4 loads per edge and writes each output row once.
 #include "core/cuda/cuda_check.h"
 #include "core/cuda_api.h"
+#include "kernels/cuda/cusparse_operands.h"
 #include "kernels/cuda/graph_block_passes.cuh"
 #include "kernels/cuda/graph_ops_cuda.h"
 
@@ -78,37 +79,25 @@ namespace {
 
 // out [N, D] = A x [N, D] with A the CSR (in_ptr, src, alpha) through cusparseSpMM.
 void cusparse_forward(Tensor& out, const CsrGraphView& g, const Tensor& alpha, const Tensor& x) {
-  const int64_t n = g.num_nodes, e = g.num_edges, d = x.size(2);
-  if (e == 0) {
+  const int64_t n = g.num_nodes, d = x.size(2);
+  if (g.num_edges == 0) {
     out.zero();
     return;
   }
   cusparseHandle_t handle = cusparse_handle();
-  cusparseSpMatDescr_t mat_a = nullptr;
-  cusparseDnMatDescr_t mat_b = nullptr, mat_c = nullptr;
-  LAPIS_CUSPARSE_CHECK(cusparseCreateCsr(&mat_a, n, n, e, g.in_ptr.data<int32_t>(),
-                                         g.src.data<int32_t>(), alpha.data<float>(),
-                                         CUSPARSE_INDEX_32I, CUSPARSE_INDEX_32I,
-                                         CUSPARSE_INDEX_BASE_ZERO, CUDA_R_32F));
-  LAPIS_CUSPARSE_CHECK(cusparseCreateDnMat(&mat_b, n, d, d, x.data<float>(), CUDA_R_32F,
-                                           CUSPARSE_ORDER_ROW));
-  LAPIS_CUSPARSE_CHECK(cusparseCreateDnMat(&mat_c, n, d, d, out.data<float>(), CUDA_R_32F,
-                                           CUSPARSE_ORDER_ROW));
+  const CusparseCsr mat_a(g, alpha.data<float>());
+  const CusparseDense mat_b(n, d, x.data<float>());
+  const CusparseDense mat_c(n, d, out.data<float>());
   const float one = 1.0f, zero = 0.0f;
   size_t bytes = 0;
   LAPIS_CUSPARSE_CHECK(cusparseSpMM_bufferSize(
-      handle, CUSPARSE_OPERATION_NON_TRANSPOSE, CUSPARSE_OPERATION_NON_TRANSPOSE, &one, mat_a,
-      mat_b, &zero, mat_c, CUDA_R_32F, CUSPARSE_SPMM_CSR_ALG2, &bytes));
-  void* buffer = bytes > 0 ? device_alloc(bytes) : nullptr;
-  const cusparseStatus_t status = cusparseSpMM(
-      handle, CUSPARSE_OPERATION_NON_TRANSPOSE, CUSPARSE_OPERATION_NON_TRANSPOSE, &one, mat_a,
-      mat_b, &zero, mat_c, CUDA_R_32F, CUSPARSE_SPMM_CSR_ALG2, buffer);
-  // The caching allocator reuses the block in stream order, so freeing right away is safe.
-  if (buffer != nullptr) device_free(buffer);
-  cusparseDestroySpMat(mat_a);
-  cusparseDestroyDnMat(mat_b);
-  cusparseDestroyDnMat(mat_c);
-  LAPIS_CUSPARSE_CHECK(status);
+      handle, CUSPARSE_OPERATION_NON_TRANSPOSE, CUSPARSE_OPERATION_NON_TRANSPOSE, &one,
+      mat_a.get(), mat_b.get(), &zero, mat_c.get(), CUDA_R_32F, CUSPARSE_SPMM_CSR_ALG2, &bytes));
+  run_with_workspace(bytes, [&](void* buffer) {
+    return cusparseSpMM(handle, CUSPARSE_OPERATION_NON_TRANSPOSE,
+                        CUSPARSE_OPERATION_NON_TRANSPOSE, &one, mat_a.get(), mat_b.get(), &zero,
+                        mat_c.get(), CUDA_R_32F, CUSPARSE_SPMM_CSR_ALG2, buffer);
+  });
 }
 
 }  // namespace
