@@ -387,6 +387,42 @@ TEST(GraphAttentionCuda, HeavyRowsSplitAcrossGroups) {
   }
 }
 
+// Every kernel variant against the CPU: with and without edge features and with and without the
+// edge-output gradient (MatchesCpu pairs them; the backward folds the dL_dK terms only when both
+// exist), on odd sizes, a hub and split heavy rows; each deterministic.
+TEST(GraphAttentionCuda, EdgeFeatureAndGradientVariantsMatchCpu) {
+  LAPIS_REQUIRE_CUDA_OR_SKIP();
+  std::vector<CsrGraphView> graphs;
+  for (int64_t n : {1, 33, 257}) {
+    graphs.push_back(testing::random_graph(n, 3.0, n, n == 257 ? 600 : 0));
+  }
+  graphs.push_back(testing::heavy_row_graph(5));
+  const std::vector<std::pair<int64_t, int64_t>> heads_dims = {{8, 8}, {3, 5}, {1, 33}};
+  for (Dtype dt : {Dtype::F32, Dtype::F64}) {
+    const double tol = dt == Dtype::F32 ? 1e-4 : 1e-10;
+    for (const CsrGraphView& g : graphs) {
+      for (auto [h, d] : heads_dims) {
+        for (int variant = 0; variant < 4; ++variant) {
+          const bool with_e = variant & 1, with_gt = variant & 2;
+          Problem p = make_problem(g, h, d, with_e, with_gt, dt, 70 + variant);
+          const std::string where = std::string(dtype_name(dt)) + " N = " +
+                                    std::to_string(g.num_nodes) + " H = " + std::to_string(h) +
+                                    " D = " + std::to_string(d) + " with_e = " +
+                                    std::to_string(with_e) + " with_gt = " +
+                                    std::to_string(with_gt);
+          const Result a = run(p, Path::Dispatch, Device::cuda());
+          const Result b = run(p, Path::Dispatch, Device::cuda());
+          EXPECT_TRUE(results_close(a, run(p, Path::Naive), tol, tol)) << where;
+          for (auto [x, y] : {std::pair{a.out, b.out}, {a.dq, b.dq}, {a.dk, b.dk}, {a.dv, b.dv}}) {
+            EXPECT_TRUE(bitwise_equal(x, y)) << where << " (determinism)";
+          }
+          if (with_e) EXPECT_TRUE(bitwise_equal(a.de, b.de)) << where << " (determinism)";
+        }
+      }
+    }
+  }
+}
+
 TEST(GraphAttentionCuda, RejectsLargeHeadDim) {
   LAPIS_REQUIRE_CUDA_OR_SKIP();
   Problem p = make_problem(testing::random_graph(7, 2.0, 1), 1, 129, false, false, Dtype::F32, 2);
