@@ -7,12 +7,12 @@
 // so one hub row (the power-law benchmark graph has one of ~329k edges) would serialise the
 // whole launch. Rows with more than kHeavyRowEdges edges are therefore cut at the multiples of
 // kHeavyRowEdges into pieces: each piece is reduced by its own group (heavy_window_kernel) into
-// a partial, and heavy_combine_kernel combines a row's partials in window order and finishes the
-// row, so the result is still deterministic. A window of kHeavyRowEdges positions holds pieces of
-// at most two heavy rows (a heavy row is longer than the window): slot 0 for the row containing
-// the window's first position, slot 1 for the row containing its last. 128 edges bound the
-// serial work of one group to ~128 dependent gather rounds; the hub above becomes ~2.6k
-// independent pieces.
+// a partial, and heavy_run_kernel + heavy_combine_kernel combine a row's partials in a fixed order
+// (runs of kCombineRun consecutive pieces, then the runs) and finish the row, so the result is
+// still deterministic. A window of kHeavyRowEdges positions holds pieces of at most two heavy
+// rows (a heavy row is longer than the window): slot 0 for the row containing the window's first
+// position, slot 1 for the row containing its last. 128 edges bound the serial work of one group
+// to ~128 dependent gather rounds; the hub above becomes ~2.6k independent pieces.
 //
 // A pass P provides:
 //   using Scalar, Args;              Args derives from RowPassShape
@@ -165,36 +165,83 @@ __global__ void heavy_window_kernel(const typename P::Args a, Partial<typename P
   }
 }
 
-// One group per (row, head); heavy rows only: combines the row's pieces in window order, finishes.
+// A heavy row's pieces are combined in two levels, so that a hub's thousands of pieces are not
+// one group's serial chain of loads: runs of kCombineRun consecutive pieces (counted from the
+// row's first window) are combined by one group each (heavy_run_kernel), the result stored over
+// the run's first piece, and heavy_combine_kernel then combines the runs. Fixed runs, fixed
+// order: deterministic.
+constexpr int64_t kCombineRun = 32;
+
+// Where piece c (window c) of the heavy row starting at edge b lies in part: only the row's first
+// window can start before b (slot 1).
+template <typename T>
+__device__ inline Partial<T>* piece_of(Partial<T>* part, int64_t c, int64_t b, int heads,
+                                       const HeadGroup& g, int ns) {
+  const int slot = c * kHeavyRowEdges >= b ? 0 : 1;
+  return part + ((c * 2 + slot) * heads + g.h) * ns + g.s;
+}
+
+// acc combined with pieces c, c + stride, ... <= last of the heavy row starting at b, in order.
+// The loads go 8 at a time so their L2 round trips overlap (same order, same bits).
+template <class P>
+__device__ inline void combine_pieces(Partial<typename P::Scalar>& acc,
+                                      Partial<typename P::Scalar>* part, int64_t c, int64_t last,
+                                      int64_t stride, int64_t b, int heads, const HeadGroup& g,
+                                      int ns) {
+  using T = typename P::Scalar;
+  constexpr int kDepth = 8;
+  for (; c + (kDepth - 1) * stride <= last; c += kDepth * stride) {
+    Partial<T> p[kDepth];
+#pragma unroll
+    for (int k = 0; k < kDepth; ++k) p[k] = *piece_of(part, c + k * stride, b, heads, g, ns);
+#pragma unroll
+    for (int k = 0; k < kDepth; ++k) P::combine(acc, p[k]);
+  }
+  for (; c <= last; c += stride) P::combine(acc, *piece_of(part, c, b, heads, g, ns));
+}
+
+// One group per (window, head): if the window holds a piece of a heavy row that starts a run
+// (kCombineRun pieces from the row's first window), combines the run and stores it over that piece.
+template <class P>
+__global__ void heavy_run_kernel(const typename P::Args a, Partial<typename P::Scalar>* part,
+                                 int64_t windows) {
+  wait_for_previous_kernel();
+  using T = typename P::Scalar;
+  HeadGroup g;
+  if (!head_group(windows, a.heads, a.ns, g)) return;
+  const int32_t* ptr = P::ptr(a);
+  const int64_t w = g.row, w0 = w * kHeavyRowEdges;
+  const int64_t w1 = min(w0 + kHeavyRowEdges, a.num_edges);
+  int64_t prev = -1;
+  for (int slot = 0; slot < 2; ++slot) {
+    const int64_t r = row_of_position(ptr, a.n, slot == 0 ? w0 : w1 - 1);
+    if (r == prev) break;
+    prev = r;
+    const int64_t b = ptr[r], e = ptr[r + 1];
+    if (!segment_valid(b, e, a.num_edges) || e - b <= kHeavyRowEdges) continue;
+    const int64_t c0 = b / kHeavyRowEdges, c1 = (e - 1) / kHeavyRowEdges;
+    if ((w - c0) % kCombineRun != 0) continue;
+    Partial<T> acc;
+    P::init(acc);
+    combine_pieces<P>(acc, part, w, min(w + kCombineRun - 1, c1), 1, b, a.heads, g, a.ns);
+    *piece_of(part, w, b, a.heads, g, a.ns) = acc;
+  }
+}
+
+// One group per (row, head); heavy rows only: combines the row's runs in window order, finishes.
 template <class P>
 __global__ void heavy_combine_kernel(const typename P::Args a,
-                                     const Partial<typename P::Scalar>* part) {
+                                     Partial<typename P::Scalar>* part) {
   wait_for_previous_kernel();
   using T = typename P::Scalar;
   HeadGroup g;
   if (!head_group(a.n, a.heads, a.ns, g)) return;
   int64_t b = 0, e = 0;
   if (!row_edges<P>(a, g, b, e) || e - b <= kHeavyRowEdges) return;
-  // The row's pieces are in windows c0 .. c1; only the first window can start before b (slot 1).
   const int64_t c0 = b / kHeavyRowEdges, c1 = (e - 1) / kHeavyRowEdges;
-  auto piece = [&](int64_t c) -> const Partial<T>& {
-    const int slot = c * kHeavyRowEdges >= b ? 0 : 1;
-    return part[((c * 2 + slot) * a.heads + g.h) * a.ns + g.s];
-  };
   Partial<T> acc;
   P::init(acc);
-  // A hub has thousands of pieces: load 8 at a time so their L2 round trips overlap, then combine
-  // them in window order (the same order, so the same bits, as one at a time).
-  constexpr int kDepth = 8;
-  int64_t c = c0;
-  for (; c + kDepth - 1 <= c1; c += kDepth) {
-    Partial<T> p[kDepth];
-#pragma unroll
-    for (int k = 0; k < kDepth; ++k) p[k] = piece(c + k);
-#pragma unroll
-    for (int k = 0; k < kDepth; ++k) P::combine(acc, p[k]);
-  }
-  for (; c <= c1; ++c) P::combine(acc, piece(c));
+  combine_pieces<P>(acc, part, c0, c1, kCombineRun, b, a.heads, g, a.ns);
   const Slice sl = slice_of(a, g);
   typename P::Row r;
   P::load_row(a, g, sl, g.row, r);
@@ -231,11 +278,13 @@ void run_pass(const typename P::Args& a, int64_t max_row_length, Device device) 
     part = Tensor::empty(Shape{windows * 2 * a.heads * a.ns * 9}, dtype_of<T>(), device);
     pp = reinterpret_cast<Partial<T>*>(part.data<T>());
   }
-  launch_overlapped(heavy_window_kernel<P>, dim3(head_group_blocks(windows, a.heads, a.ns)),
-                    dim3(kGraphBlock), a, pp, windows);
+  const unsigned window_blocks = head_group_blocks(windows, a.heads, a.ns);
+  launch_overlapped(heavy_window_kernel<P>, dim3(window_blocks), dim3(kGraphBlock), a, pp,
+                    windows);
   if (P::kReduces) {
-    launch_overlapped(heavy_combine_kernel<P>, dim3(blocks), dim3(kGraphBlock), a,
-                      static_cast<const Partial<T>*>(pp));
+    launch_overlapped(heavy_run_kernel<P>, dim3(window_blocks), dim3(kGraphBlock), a, pp,
+                      windows);
+    launch_overlapped(heavy_combine_kernel<P>, dim3(blocks), dim3(kGraphBlock), a, pp);
   }
 }
 
