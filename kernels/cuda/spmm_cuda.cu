@@ -12,8 +12,8 @@
 // on the H200 (bench/bench_graph_attention.cpp, "spmm H=1 native" vs "spmm H=1 cusparse", 1M
 // nodes, 10M edges, D = 64): random graph native 0.86 ms vs cuSPARSE 1.12 ms; ZINC-like batch
 // 0.022 vs 0.035 ms (cuSPARSE's descriptor setup, bufferSize query and workspace per call
-// dominate on ~6k edges); power-law graph with a 329k-edge hub 1.85 vs 1.22 ms, the one case
-// cuSPARSE wins; but there, with a 1000-edge hub, two cuSPARSE runs gave different bits on the
+// dominate on ~6k edges); power-law graph with a 329k-edge hub 1.41 vs 1.24 ms (2026-11-29,
+// hub pieces combined in two levels; was 1.60 vs 1.22), the one case cuSPARSE wins; but there, with a 1000-edge hub, two cuSPARSE runs gave different bits on the
 // H200 (tests/kernels/test_spmm.cpp caught it when Auto chose cuSPARSE for hubs), and the building
 // blocks promise deterministic results. cuSPARSE also cannot serve H > 1 or the backward
 // (transposed SpMM is not reproducible in cuSPARSE). The graph-transformer shapes are narrow
