@@ -100,6 +100,23 @@ inline CsrGraphView heavy_row_graph(uint64_t seed) {
   return graph_from_edges(n, std::move(edges));
 }
 
+// Hubs of so many pieces that their partials are combined in several runs (kernels/cuda/
+// split_rows.cuh: runs of 32 pieces of 128 edges, then the runs): destination hubs of in-degree
+// 4200 (2 runs), 9000 (3 runs) and 300 next to each other, a source hub of out-degree 4500, sparse
+// background edges.
+inline CsrGraphView long_hub_graph(uint64_t seed) {
+  const int32_t n = 400;
+  std::mt19937_64 rng(seed);
+  std::uniform_int_distribution<int32_t> any(0, n - 1);
+  std::vector<std::pair<int32_t, int32_t>> edges;
+  for (int k = 0; k < 2 * n; ++k) edges.emplace_back(any(rng), any(rng));
+  for (auto [node, degree] : std::vector<std::pair<int32_t, int>>{{5, 4200}, {6, 9000}, {7, 300}}) {
+    for (int k = 0; k < degree; ++k) edges.emplace_back(any(rng), node);
+  }
+  for (int k = 0; k < 4500; ++k) edges.emplace_back(20, any(rng));
+  std::shuffle(edges.begin(), edges.end(), rng);
+  return graph_from_edges(n, std::move(edges));
+}
 
 }  // namespace testing
 }  // namespace lapis

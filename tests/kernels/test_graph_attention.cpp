@@ -423,6 +423,31 @@ TEST(GraphAttentionCuda, EdgeFeatureAndGradientVariantsMatchCpu) {
   }
 }
 
+// Hubs of 34-71 pieces (testing::long_hub_graph): every reducing pass (forward, backward by
+// destination, backward by source) combines their partials in several runs. F64, so that a piece
+// missed or counted twice stands out from rounding; exact bounds give the same bits.
+TEST(GraphAttentionCuda, HubsOfManyPiecesCombineInRuns) {
+  LAPIS_REQUIRE_CUDA_OR_SKIP();
+  const CsrGraphView g = testing::long_hub_graph(4);
+  const DegreeBounds exact{g.max_in_degree, g.max_out_degree};
+  ASSERT_GE(exact.in, 9000);
+  ASSERT_GE(exact.out, 4500);
+  for (auto [h, d] : std::vector<std::pair<int64_t, int64_t>>{{8, 8}, {3, 5}}) {
+    for (bool with_e : {true, false}) {
+      Problem p = make_problem(g, h, d, with_e, with_e, Dtype::F64, 60 + d);
+      const Result unknown = run(p, Path::Dispatch, Device::cuda());
+      const Result known = run(p, Path::Dispatch, Device::cuda(), exact);
+      const std::string where = "H = " + std::to_string(h) + " D = " + std::to_string(d) +
+                                " with_e = " + std::to_string(with_e);
+      EXPECT_TRUE(results_close(unknown, run(p, Path::Naive), 1e-10, 1e-10)) << where;
+      for (auto [a, b] : {std::pair{unknown.out, known.out}, {unknown.dq, known.dq},
+                          {unknown.dk, known.dk}, {unknown.dv, known.dv}}) {
+        EXPECT_TRUE(bitwise_equal(a, b)) << where;
+      }
+    }
+  }
+}
+
 TEST(GraphAttentionCuda, RejectsLargeHeadDim) {
   LAPIS_REQUIRE_CUDA_OR_SKIP();
   Problem p = make_problem(testing::random_graph(7, 2.0, 1), 1, 129, false, false, Dtype::F32, 2);

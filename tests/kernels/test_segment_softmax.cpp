@@ -165,5 +165,35 @@ TEST(SegmentSoftmaxCuda, LongSegmentsSplitAcrossLanes) {
   }
 }
 
+// Segments of 34-71 pieces (testing::long_hub_graph): the pieces' (max, sum) pairs are combined
+// in several runs. F64 and scores spread wide, so each run's max differs from the segment's;
+// rows sum to one.
+TEST(SegmentSoftmaxCuda, SegmentsOfManyPiecesCombineInRuns) {
+  LAPIS_REQUIRE_CUDA_OR_SKIP();
+  const CsrGraphView g = testing::long_hub_graph(9);
+  ASSERT_GE(g.max_in_degree, 9000);
+  const int64_t e = g.num_edges;
+  for (int64_t h : {1, 3}) {
+    Generator gen(h + 10);
+    Tensor score = Tensor::randn({e, h}, gen, Dtype::F64, Device::cpu(), 0, 20);
+    Tensor up = Tensor::randn({e, h}, gen, Dtype::F64);
+    const auto ref = run(g.in_ptr, score, up, 0);
+    const auto split = run(g.in_ptr, score, up, 2, Device::cuda());
+    SCOPED_TRACE("H = " + std::to_string(h));
+    EXPECT_TRUE(all_close(split.first, ref.first, 1e-12, 1e-12));
+    EXPECT_TRUE(all_close(split.second, ref.second, 1e-12, 1e-12));
+    const double* pa = split.first.data<double>();
+    const int32_t* ptr = g.in_ptr.data<int32_t>();
+    for (int64_t i = 0; i < g.num_nodes; ++i) {
+      if (ptr[i] == ptr[i + 1]) continue;
+      for (int64_t hh = 0; hh < h; ++hh) {
+        double sum = 0;
+        for (int64_t k = ptr[i]; k < ptr[i + 1]; ++k) sum += pa[k * h + hh];
+        ASSERT_NEAR(sum, 1.0, 1e-12) << "node " << i;
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace lapis

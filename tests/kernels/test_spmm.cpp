@@ -170,5 +170,30 @@ TEST(SpmmCuda, HeavyRowsSplitAcrossGroups) {
   }
 }
 
+// Hubs of 34-71 pieces (testing::long_hub_graph): their partials are combined in several runs.
+// F64, so that a piece missed or counted twice stands out from rounding; exact bounds give the
+// same bits as unknown ones.
+TEST(SpmmCuda, HubsOfManyPiecesCombineInRuns) {
+  LAPIS_REQUIRE_CUDA_OR_SKIP();
+  const CsrGraphView g = testing::long_hub_graph(8);
+  ASSERT_GE(g.max_in_degree, 9000);
+  ASSERT_GE(g.max_out_degree, 4500);
+  const std::pair<int64_t, int64_t> exact{g.max_in_degree, g.max_out_degree};
+  for (auto [h, d] : std::vector<std::pair<int64_t, int64_t>>{{8, 8}, {1, 64}, {3, 5}}) {
+    Generator gen(h * 100 + d);
+    const int64_t n = g.num_nodes;
+    Tensor x = Tensor::randn({n, h, d}, gen, Dtype::F64);
+    Tensor go = Tensor::randn({n, h, d}, gen, Dtype::F64);
+    Tensor alpha = Tensor::randn({g.num_edges, h}, gen, Dtype::F64);
+    const Out ref = run(g, alpha, x, go, 0);
+    const Out unknown = run(g, alpha, x, go, 2, Device::cuda());
+    const Out known = run(g, alpha, x, go, 2, Device::cuda(), SpmmAlgo::Native, exact);
+    SCOPED_TRACE("H = " + std::to_string(h) + " D = " + std::to_string(d));
+    expect_close(unknown, ref, 1e-10, 1e-10);
+    EXPECT_TRUE(testing::bitwise_equal(unknown.out, known.out));
+    EXPECT_TRUE(testing::bitwise_equal(unknown.dx, known.dx));
+  }
+}
+
 }  // namespace
 }  // namespace lapis
