@@ -17,6 +17,7 @@
 #include <type_traits>
 
 #include "kernels/cuda/device_utils.cuh"
+#include "kernels/cuda/heavy_row_schedule.h"  // segment_valid
 
 namespace lapis {
 namespace cuda {
@@ -102,11 +103,6 @@ __device__ inline void store4(T* __restrict__ p, const T (&r)[4], int valid) {
       if (k < valid) p[k] = r[k];
     }
   }
-}
-
-// Segment [b, e) of a pointer array is usable: 0 <= b <= e <= total.
-__device__ inline bool segment_valid(int64_t b, int64_t e, int64_t total) {
-  return b >= 0 && b <= e && e <= total;
 }
 
 // Runs f(std::integral_constant<bool, flag>) so that runtime flags become template arguments.

@@ -9,10 +9,9 @@
 // kHeavyRowEdges into pieces: each piece is reduced by its own group (heavy_window_kernel) into
 // a partial, and heavy_run_kernel + heavy_combine_kernel combine a row's partials in a fixed order
 // (runs of kCombineRun consecutive pieces, then the runs) and finish the row, so the result is
-// still deterministic. A window of kHeavyRowEdges positions holds pieces of at most two heavy
-// rows (a heavy row is longer than the window): slot 0 for the row containing the window's first
-// position, slot 1 for the row containing its last. 128 edges bound the serial work of one group
-// to ~128 dependent gather rounds; the hub above becomes ~2.6k independent pieces.
+// still deterministic (which group does what: kernels/cuda/heavy_row_schedule.h). 128 edges
+// bound the serial work of one group to ~128 dependent gather rounds; the hub above becomes ~2.6k
+// independent pieces, combined in 82 runs.
 //
 // A pass P provides:
 //   using Scalar, Args;              Args derives from RowPassShape
@@ -28,15 +27,11 @@
 #include "core/cuda/cuda_check.h"
 #include "core/tensor.h"
 #include "kernels/cuda/graph_rows.cuh"
+#include "kernels/cuda/heavy_row_schedule.h"
 #include "kernels/cuda/overlapped_launch.cuh"
 
 namespace lapis {
 namespace cuda {
-
-#ifndef LAPIS_HEAVY_ROW_EDGES
-#define LAPIS_HEAVY_ROW_EDGES 128  // overridable at build time for benchmarking the trade-off
-#endif
-constexpr int64_t kHeavyRowEdges = LAPIS_HEAVY_ROW_EDGES;
 
 // What every pass's Args carries: n rows of the pointer array, num_edges, the [.., H, D] layout
 // and ns = lanes per (row, head) group.
@@ -125,19 +120,22 @@ __global__ void rows_kernel(const typename P::Args a) {
   P::finish(a, g, sl, g.row, r, acc);
 }
 
-// The row owning position pos of a pointer array: the largest r in [0, n) with ptr[r] <= pos
-// (empty rows own nothing, so they are never the answer for a well-formed array).
-__device__ inline int64_t row_of_position(const int32_t* ptr, int64_t n, int64_t pos) {
-  int64_t lo = 0, hi = n - 1;
-  while (lo < hi) {
-    const int64_t mid = (lo + hi + 1) >> 1;
-    if (ptr[mid] <= pos) lo = mid; else hi = mid - 1;
-  }
-  return lo;
+// The group's partial of window c, slot (part [windows, 2, H, lanes]).
+template <typename T>
+__device__ inline Partial<T>* piece_at(Partial<T>* part, int64_t c, int slot, int heads,
+                                       const HeadGroup& g, int ns) {
+  return part + ((c * 2 + slot) * heads + g.h) * ns + g.s;
 }
 
-// One group per (window, head): the pieces of heavy rows inside window [w0, w1), into
-// part[window, slot, head, lane] when the pass reduces.
+// Piece c of the heavy row starting at edge b.
+template <typename T>
+__device__ inline Partial<T>* piece_of(Partial<T>* part, int64_t c, int64_t b, int heads,
+                                       const HeadGroup& g, int ns) {
+  return piece_at(part, c, piece_slot(c, b), heads, g, ns);
+}
+
+// One group per (window, head): the pieces of heavy rows inside the window, into their slots of
+// part when the pass reduces.
 template <class P>
 __global__ void heavy_window_kernel(const typename P::Args a, Partial<typename P::Scalar>* part,
                                     int64_t windows) {
@@ -149,36 +147,19 @@ __global__ void heavy_window_kernel(const typename P::Args a, Partial<typename P
   const int64_t w0 = g.row * kHeavyRowEdges;
   const int64_t w1 = min(w0 + kHeavyRowEdges, a.num_edges);
   const Slice sl = slice_of(a, g);
-  int64_t prev = -1;
+  int64_t rows[2];
+  heavy_rows_in_window(ptr, a.n, a.num_edges, g.row, rows);
   for (int slot = 0; slot < 2; ++slot) {
-    const int64_t r = row_of_position(ptr, a.n, slot == 0 ? w0 : w1 - 1);
-    if (r == prev) break;
-    prev = r;
-    const int64_t b = ptr[r], e = ptr[r + 1];
-    if (!segment_valid(b, e, a.num_edges) || e - b <= kHeavyRowEdges) continue;
+    const int64_t r = rows[slot];
+    if (r < 0) continue;
     typename P::Row row;
     P::load_row(a, g, sl, r, row);
     Partial<T> acc;
     P::init(acc);
-    P::edges(a, g, sl, row, max(b, w0), min(e, w1), acc);
-    if (P::kReduces) part[((g.row * 2 + slot) * a.heads + g.h) * a.ns + g.s] = acc;
+    P::edges(a, g, sl, row, max(static_cast<int64_t>(ptr[r]), w0),
+             min(static_cast<int64_t>(ptr[r + 1]), w1), acc);
+    if (P::kReduces) *piece_at(part, g.row, slot, a.heads, g, a.ns) = acc;
   }
-}
-
-// A heavy row's pieces are combined in two levels, so that a hub's thousands of pieces are not
-// one group's serial chain of loads: runs of kCombineRun consecutive pieces (counted from the
-// row's first window) are combined by one group each (heavy_run_kernel), the result stored over
-// the run's first piece, and heavy_combine_kernel then combines the runs. Fixed runs, fixed
-// order: deterministic.
-constexpr int64_t kCombineRun = 32;
-
-// Where piece c (window c) of the heavy row starting at edge b lies in part: only the row's first
-// window can start before b (slot 1).
-template <typename T>
-__device__ inline Partial<T>* piece_of(Partial<T>* part, int64_t c, int64_t b, int heads,
-                                       const HeadGroup& g, int ns) {
-  const int slot = c * kHeavyRowEdges >= b ? 0 : 1;
-  return part + ((c * 2 + slot) * heads + g.h) * ns + g.s;
 }
 
 // acc combined with pieces c, c + stride, ... <= last of the heavy row starting at b, in order.
@@ -200,8 +181,8 @@ __device__ inline void combine_pieces(Partial<typename P::Scalar>& acc,
   for (; c <= last; c += stride) P::combine(acc, *piece_of(part, c, b, heads, g, ns));
 }
 
-// One group per (window, head): if the window holds a piece of a heavy row that starts a run
-// (kCombineRun pieces from the row's first window), combines the run and stores it over that piece.
+// One group per (window, head): each heavy row whose piece in the window starts a run gets the
+// run combined over that piece (first level of the combine; heavy_row_schedule.h).
 template <class P>
 __global__ void heavy_run_kernel(const typename P::Args a, Partial<typename P::Scalar>* part,
                                  int64_t windows) {
@@ -210,21 +191,18 @@ __global__ void heavy_run_kernel(const typename P::Args a, Partial<typename P::S
   HeadGroup g;
   if (!head_group(windows, a.heads, a.ns, g)) return;
   const int32_t* ptr = P::ptr(a);
-  const int64_t w = g.row, w0 = w * kHeavyRowEdges;
-  const int64_t w1 = min(w0 + kHeavyRowEdges, a.num_edges);
-  int64_t prev = -1;
+  const int64_t w = g.row;
+  int64_t rows[2];
+  heavy_rows_in_window(ptr, a.n, a.num_edges, w, rows);
   for (int slot = 0; slot < 2; ++slot) {
-    const int64_t r = row_of_position(ptr, a.n, slot == 0 ? w0 : w1 - 1);
-    if (r == prev) break;
-    prev = r;
-    const int64_t b = ptr[r], e = ptr[r + 1];
-    if (!segment_valid(b, e, a.num_edges) || e - b <= kHeavyRowEdges) continue;
-    const int64_t c0 = b / kHeavyRowEdges, c1 = (e - 1) / kHeavyRowEdges;
-    if ((w - c0) % kCombineRun != 0) continue;
+    const int64_t r = rows[slot];
+    if (r < 0) continue;
+    const int64_t b = ptr[r];
+    if (!starts_run(w, b)) continue;
     Partial<T> acc;
     P::init(acc);
-    combine_pieces<P>(acc, part, w, min(w + kCombineRun - 1, c1), 1, b, a.heads, g, a.ns);
-    *piece_of(part, w, b, a.heads, g, a.ns) = acc;
+    combine_pieces<P>(acc, part, w, run_last_piece(w, ptr[r + 1]), 1, b, a.heads, g, a.ns);
+    *piece_at(part, w, slot, a.heads, g, a.ns) = acc;
   }
 }
 
@@ -238,10 +216,9 @@ __global__ void heavy_combine_kernel(const typename P::Args a,
   if (!head_group(a.n, a.heads, a.ns, g)) return;
   int64_t b = 0, e = 0;
   if (!row_edges<P>(a, g, b, e) || e - b <= kHeavyRowEdges) return;
-  const int64_t c0 = b / kHeavyRowEdges, c1 = (e - 1) / kHeavyRowEdges;
   Partial<T> acc;
   P::init(acc);
-  combine_pieces<P>(acc, part, c0, c1, kCombineRun, b, a.heads, g, a.ns);
+  combine_pieces<P>(acc, part, first_piece(b), last_piece(e), kCombineRun, b, a.heads, g, a.ns);
   const Slice sl = slice_of(a, g);
   typename P::Row r;
   P::load_row(a, g, sl, g.row, r);
