@@ -76,6 +76,25 @@ inline CsrGraphView graph_to(const CsrGraphView& g, Device device, int64_t max_i
   return d;
 }
 
+// n nodes with 2n random background edges, then in_hubs (node, in-degree) and out_hubs (node,
+// out-degree) with random other ends, all in shuffled order.
+inline CsrGraphView graph_with_hubs(int32_t n, uint64_t seed,
+                                    const std::vector<std::pair<int32_t, int>>& in_hubs,
+                                    const std::vector<std::pair<int32_t, int>>& out_hubs) {
+  std::mt19937_64 rng(seed);
+  std::uniform_int_distribution<int32_t> any(0, n - 1);
+  std::vector<std::pair<int32_t, int32_t>> edges;
+  for (int k = 0; k < 2 * n; ++k) edges.emplace_back(any(rng), any(rng));
+  for (auto [node, degree] : in_hubs) {
+    for (int k = 0; k < degree; ++k) edges.emplace_back(any(rng), node);
+  }
+  for (auto [node, degree] : out_hubs) {
+    for (int k = 0; k < degree; ++k) edges.emplace_back(node, any(rng));
+  }
+  std::shuffle(edges.begin(), edges.end(), rng);
+  return graph_from_edges(n, std::move(edges));
+}
+
 // Rows longer than the CUDA kernels' split length (128 edges) are reduced in pieces by several
 // thread groups and combined in order: destination hubs of in-degree 128 (not split), 129, 257,
 // 300 and 1000 next to each other (windows holding pieces of two heavy rows), source hubs of
@@ -83,39 +102,16 @@ inline CsrGraphView graph_to(const CsrGraphView& g, Device device, int64_t max_i
 // bounds take the split path (same bits); a bound that wrongly claims short rows takes the
 // unsplit path, which must still be right (graph_to's bounds arguments).
 inline CsrGraphView heavy_row_graph(uint64_t seed) {
-  const int32_t n = 300;
-  std::mt19937_64 rng(seed);
-  std::uniform_int_distribution<int32_t> any(0, n - 1);
-  std::vector<std::pair<int32_t, int32_t>> edges;
-  for (int k = 0; k < 2 * n; ++k) edges.emplace_back(any(rng), any(rng));
-  const std::vector<std::pair<int32_t, int>> in_hubs = {{5, 128}, {6, 129}, {7, 257}, {8, 300},
-                                                        {9, 1000}};
-  for (auto [node, degree] : in_hubs) {
-    for (int k = 0; k < degree; ++k) edges.emplace_back(any(rng), node);
-  }
-  for (auto [node, degree] : std::vector<std::pair<int32_t, int>>{{20, 129}, {21, 500}}) {
-    for (int k = 0; k < degree; ++k) edges.emplace_back(node, any(rng));
-  }
-  std::shuffle(edges.begin(), edges.end(), rng);
-  return graph_from_edges(n, std::move(edges));
+  return graph_with_hubs(300, seed, {{5, 128}, {6, 129}, {7, 257}, {8, 300}, {9, 1000}},
+                         {{20, 129}, {21, 500}});
 }
 
 // Hubs of so many pieces that their partials are combined in several runs (kernels/cuda/
-// split_rows.cuh: runs of 32 pieces of 128 edges, then the runs): destination hubs of in-degree
-// 4200 (2 runs), 9000 (3 runs) and 300 next to each other, a source hub of out-degree 4500, sparse
-// background edges.
+// heavy_row_schedule.h: runs of 32 pieces of 128 edges, then the runs): destination hubs of
+// in-degree 4200 (2 runs), 9000 (3 runs) and 300 next to each other, a source hub of out-degree
+// 4500, sparse background edges.
 inline CsrGraphView long_hub_graph(uint64_t seed) {
-  const int32_t n = 400;
-  std::mt19937_64 rng(seed);
-  std::uniform_int_distribution<int32_t> any(0, n - 1);
-  std::vector<std::pair<int32_t, int32_t>> edges;
-  for (int k = 0; k < 2 * n; ++k) edges.emplace_back(any(rng), any(rng));
-  for (auto [node, degree] : std::vector<std::pair<int32_t, int>>{{5, 4200}, {6, 9000}, {7, 300}}) {
-    for (int k = 0; k < degree; ++k) edges.emplace_back(any(rng), node);
-  }
-  for (int k = 0; k < 4500; ++k) edges.emplace_back(20, any(rng));
-  std::shuffle(edges.begin(), edges.end(), rng);
-  return graph_from_edges(n, std::move(edges));
+  return graph_with_hubs(400, seed, {{5, 4200}, {6, 9000}, {7, 300}}, {{20, 4500}});
 }
 
 }  // namespace testing
