@@ -47,8 +47,9 @@ void write_bytes(const std::string& p, const Bytes& b) {
 
 // A file with the given header text (not padded) and data bytes.
 Bytes make_file(const std::string& header, const Bytes& data) {
-  Bytes b(8);
-  for (int i = 0; i < 8; ++i) b[i] = static_cast<unsigned char>(header.size() >> (8 * i));
+  Bytes b;
+  b.reserve(8 + header.size() + data.size());
+  for (int i = 0; i < 8; ++i) b.push_back(static_cast<unsigned char>(header.size() >> (8 * i)));
   b.insert(b.end(), header.begin(), header.end());
   b.insert(b.end(), data.begin(), data.end());
   return b;
