@@ -85,10 +85,7 @@ struct ForwardPass : SumPartials<T> {
                                int64_t b, int64_t end, Partial<T>& acc) {
     for (int64_t e = b; e < end; ++e) {
       const int64_t j = a.src[e];
-      if (j < 0 || j >= a.n) {
-        if (g.s == 0) report_device_error(a.error_flag, kIndexOutOfRange);
-        continue;
-      }
+      if (!edge_indices_ok(a, g, j)) continue;
       T kj[4], vj[4], ee[4];
       load4<T, VEC>(kj, a.k + j * sl.hd + sl.off, sl.valid);
       load4<T, VEC>(vj, a.v + j * sl.hd + sl.off, sl.valid);
@@ -172,10 +169,7 @@ struct BackwardDstPass : SumPartials<T> {
                                int64_t b, int64_t end, Partial<T>& acc) {
     for (int64_t e = b; e < end; ++e) {
       const int64_t j = a.src[e];
-      if (j < 0 || j >= a.n) {
-        if (g.s == 0) report_device_error(a.error_flag, kIndexOutOfRange);
-        continue;
-      }
+      if (!edge_indices_ok(a, g, j)) continue;
       const int64_t eh = e * sl.hd + sl.off;
       T kj[4], vj[4], ee[4], gte[4];
       load4<T, VEC>(kj, a.k + j * sl.hd + sl.off, sl.valid);
@@ -224,10 +218,7 @@ struct BackwardSrcPass : SumPartials<T> {
                                int64_t b, int64_t end, Partial<T>& acc) {
     for (int64_t p = b; p < end; ++p) {
       const int64_t e = a.out_edge[p], i = a.out_dst[p];
-      if (e < 0 || e >= a.num_edges || i < 0 || i >= a.n) {
-        if (g.s == 0) report_device_error(a.error_flag, kIndexOutOfRange);
-        continue;
-      }
+      if (!edge_indices_ok(a, g, i, e)) continue;
       const int64_t eh = e * sl.hd + sl.off, ih = i * sl.hd + sl.off;
       T gi[4];
       load4<T, VEC>(gi, a.go + ih, sl.valid);

@@ -36,10 +36,7 @@ struct AggregatePass : SumPartials<T> {
     for (int64_t p = b; p < end; ++p) {
       const int64_t e = a.edge_of != nullptr ? a.edge_of[p] : p;
       const int64_t j = a.nbr[p];
-      if (e < 0 || e >= a.num_edges || j < 0 || j >= a.n) {
-        if (g.s == 0) report_device_error(a.error_flag, kIndexOutOfRange);
-        continue;
-      }
+      if (!edge_indices_ok(a, g, j, e)) continue;
       T xj[4];
       load4<T, VEC>(xj, a.x + j * sl.hd + sl.off, sl.valid);
       const T w = a.w[e * a.heads + g.h] * a.scale;
@@ -82,10 +79,7 @@ struct EdgeDotPass : SumPartials<T> {
                                int64_t b, int64_t end, Partial<T>&) {
     for (int64_t e = b; e < end; ++e) {
       const int64_t j = a.src[e];
-      if (j < 0 || j >= a.n) {
-        if (g.s == 0) report_device_error(a.error_flag, kIndexOutOfRange);
-        continue;
-      }
+      if (!edge_indices_ok(a, g, j)) continue;
       T bj[4];
       load4<T, VEC>(bj, a.b + j * sl.hd + sl.off, sl.valid);
       T p = T(0);

@@ -100,6 +100,16 @@ __device__ inline bool row_edges(const typename P::Args& a, const HeadGroup& g, 
   return false;
 }
 
+// Whether a row position's neighbour j is in [0, n) and its edge id e in [0, E) (e = 0 where
+// the position is the edge id); if not, the group's first lane flags kIndexOutOfRange (thrown
+// after the launch) and the pass skips the position.
+__device__ inline bool edge_indices_ok(const RowPassShape& a, const HeadGroup& g, int64_t j,
+                                       int64_t e = 0) {
+  if (e >= 0 && e < a.num_edges && j >= 0 && j < a.n) return true;
+  if (g.s == 0) report_device_error(a.error_flag, kIndexOutOfRange);
+  return false;
+}
+
 // One group per (row, head) walks the whole row. SPLIT: rows longer than kHeavyRowEdges are
 // left to heavy_window_kernel (+ heavy_combine_kernel). A malformed row is finished as empty.
 template <class P, bool SPLIT>
@@ -134,6 +144,18 @@ __device__ inline Partial<T>* piece_of(Partial<T>* part, int64_t c, int64_t b, i
   return piece_at(part, c, piece_slot(c, b), heads, g, ns);
 }
 
+// f(slot, r) for each heavy row r with a piece in window w, slot by slot (at most two:
+// heavy_rows_in_window).
+template <class F>
+__device__ inline void for_each_heavy_row_in_window(const int32_t* ptr, const RowPassShape& a,
+                                                    int64_t w, F&& f) {
+  int64_t rows[2];
+  heavy_rows_in_window(ptr, a.n, a.num_edges, w, rows);
+  for (int slot = 0; slot < 2; ++slot) {
+    if (rows[slot] >= 0) f(slot, rows[slot]);
+  }
+}
+
 // One group per (window, head): the pieces of heavy rows inside the window, into their slots of
 // part when the pass reduces.
 template <class P>
@@ -147,11 +169,7 @@ __global__ void heavy_window_kernel(const typename P::Args a, Partial<typename P
   const int64_t w0 = g.row * kHeavyRowEdges;
   const int64_t w1 = min(w0 + kHeavyRowEdges, a.num_edges);
   const Slice sl = slice_of(a, g);
-  int64_t rows[2];
-  heavy_rows_in_window(ptr, a.n, a.num_edges, g.row, rows);
-  for (int slot = 0; slot < 2; ++slot) {
-    const int64_t r = rows[slot];
-    if (r < 0) continue;
+  for_each_heavy_row_in_window(ptr, a, g.row, [&](int slot, int64_t r) {
     typename P::Row row;
     P::load_row(a, g, sl, r, row);
     Partial<T> acc;
@@ -159,7 +177,7 @@ __global__ void heavy_window_kernel(const typename P::Args a, Partial<typename P
     P::edges(a, g, sl, row, max(static_cast<int64_t>(ptr[r]), w0),
              min(static_cast<int64_t>(ptr[r + 1]), w1), acc);
     if (P::kReduces) *piece_at(part, g.row, slot, a.heads, g, a.ns) = acc;
-  }
+  });
 }
 
 // acc combined with pieces c, c + stride, ... <= last of the heavy row starting at b, in order.
@@ -192,18 +210,14 @@ __global__ void heavy_run_kernel(const typename P::Args a, Partial<typename P::S
   if (!head_group(windows, a.heads, a.ns, g)) return;
   const int32_t* ptr = P::ptr(a);
   const int64_t w = g.row;
-  int64_t rows[2];
-  heavy_rows_in_window(ptr, a.n, a.num_edges, w, rows);
-  for (int slot = 0; slot < 2; ++slot) {
-    const int64_t r = rows[slot];
-    if (r < 0) continue;
+  for_each_heavy_row_in_window(ptr, a, w, [&](int slot, int64_t r) {
     const int64_t b = ptr[r];
-    if (!starts_run(w, b)) continue;
+    if (!starts_run(w, b)) return;
     Partial<T> acc;
     P::init(acc);
     combine_pieces<P>(acc, part, w, run_last_piece(w, ptr[r + 1]), 1, b, a.heads, g, a.ns);
     *piece_at(part, w, slot, a.heads, g, a.ns) = acc;
-  }
+  });
 }
 
 // One group per (row, head); heavy rows only: combines the row's runs in window order, finishes.

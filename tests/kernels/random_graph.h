@@ -76,6 +76,26 @@ inline CsrGraphView graph_to(const CsrGraphView& g, Device device, int64_t max_i
   return d;
 }
 
+// Host graph g with field[position] = value, e.g. with_corrupt_index(g, &CsrGraphView::src, p,
+// n): a malformed graph for the CUDA kernels' own index checks (check_graph_view checks the
+// values of CPU views only).
+inline CsrGraphView with_corrupt_index(const CsrGraphView& g, Tensor CsrGraphView::*field,
+                                       int64_t position, int32_t value) {
+  CsrGraphView bad = g;
+  bad.*field = (g.*field).clone();
+  (bad.*field).data<int32_t>()[position] = value;
+  return bad;
+}
+
+// First row of ptr [n + 1] with between 1 and max_len entries (-1: none).
+inline int64_t short_row(const Tensor& ptr, int64_t max_len) {
+  const int32_t* p = ptr.data<int32_t>();
+  for (int64_t r = 0; r + 1 < ptr.numel(); ++r) {
+    if (p[r + 1] > p[r] && p[r + 1] - p[r] <= max_len) return r;
+  }
+  return -1;
+}
+
 // n nodes with 2n random background edges, then in_hubs (node, in-degree) and out_hubs (node,
 // out-degree) with random other ends, all in shuffled order.
 inline CsrGraphView graph_with_hubs(int32_t n, uint64_t seed,

@@ -356,6 +356,21 @@ TEST(GraphAttentionCuda, Deterministic) {
   EXPECT_TRUE(bitwise_equal(a.de, b.de));
 }
 
+// Unknown and exact degree bounds (both split the hub rows) match the CPU reference and give the
+// same bits. Returns the reference.
+Result expect_split_matches_cpu(const Problem& p, DegreeBounds exact, double tol,
+                                const std::string& where) {
+  Result ref = run(p, Path::Naive);
+  const Result unknown = run(p, Path::Dispatch, Device::cuda());
+  const Result known = run(p, Path::Dispatch, Device::cuda(), exact);
+  EXPECT_TRUE(results_close(unknown, ref, tol, tol)) << where;
+  for (auto [a, b] : {std::pair{unknown.out, known.out}, {unknown.dq, known.dq},
+                      {unknown.dk, known.dk}, {unknown.dv, known.dv}, {unknown.z, known.z}}) {
+    EXPECT_TRUE(bitwise_equal(a, b)) << where;
+  }
+  return ref;
+}
+
 // testing::heavy_row_graph: hubs next to each other, in and out.
 TEST(GraphAttentionCuda, HeavyRowsSplitAcrossGroups) {
   LAPIS_REQUIRE_CUDA_OR_SKIP();
@@ -369,19 +384,12 @@ TEST(GraphAttentionCuda, HeavyRowsSplitAcrossGroups) {
     for (auto [h, d] : heads_dims) {
       for (bool with_e : {true, false}) {
         Problem p = make_problem(g, h, d, with_e, with_e, dt, 40 + d);
-        const Result ref = run(p, Path::Naive);
-        const Result unknown = run(p, Path::Dispatch, Device::cuda());
-        const Result known = run(p, Path::Dispatch, Device::cuda(), exact);
-        const Result claimed_short = run(p, Path::Dispatch, Device::cuda(), {0, 0});
         const std::string where = std::string(dtype_name(dt)) + " H = " + std::to_string(h) +
                                   " D = " + std::to_string(d) + " with_e = " +
                                   std::to_string(with_e);
-        EXPECT_TRUE(results_close(unknown, ref, tol, tol)) << where;
+        const Result ref = expect_split_matches_cpu(p, exact, tol, where);
+        const Result claimed_short = run(p, Path::Dispatch, Device::cuda(), {0, 0});
         EXPECT_TRUE(results_close(claimed_short, ref, tol, tol)) << where << " (unsplit)";
-        for (auto [a, b] : {std::pair{unknown.out, known.out}, {unknown.dq, known.dq},
-                            {unknown.dk, known.dk}, {unknown.dv, known.dv}, {unknown.z, known.z}}) {
-          EXPECT_TRUE(bitwise_equal(a, b)) << where;
-        }
       }
     }
   }
@@ -434,18 +442,52 @@ TEST(GraphAttentionCuda, HubsOfManyPiecesCombineInRuns) {
   ASSERT_GE(exact.out, 4500);
   for (auto [h, d] : std::vector<std::pair<int64_t, int64_t>>{{8, 8}, {3, 5}}) {
     for (bool with_e : {true, false}) {
-      Problem p = make_problem(g, h, d, with_e, with_e, Dtype::F64, 60 + d);
-      const Result unknown = run(p, Path::Dispatch, Device::cuda());
-      const Result known = run(p, Path::Dispatch, Device::cuda(), exact);
-      const std::string where = "H = " + std::to_string(h) + " D = " + std::to_string(d) +
-                                " with_e = " + std::to_string(with_e);
-      EXPECT_TRUE(results_close(unknown, run(p, Path::Naive), 1e-10, 1e-10)) << where;
-      for (auto [a, b] : {std::pair{unknown.out, known.out}, {unknown.dq, known.dq},
-                          {unknown.dk, known.dk}, {unknown.dv, known.dv}}) {
-        EXPECT_TRUE(bitwise_equal(a, b)) << where;
-      }
+      const Problem p = make_problem(g, h, d, with_e, with_e, Dtype::F64, 60 + d);
+      expect_split_matches_cpu(p, exact, 1e-10,
+                               "H = " + std::to_string(h) + " D = " + std::to_string(d) +
+                                   " with_e = " + std::to_string(with_e));
     }
   }
+}
+
+// The CUDA path leaves a graph's index values to the kernels (check_graph_view checks those of CPU
+// views only): a source, CSC destination or CSC edge id out of range, in a light row and inside a
+// split hub row, through the split and the unsplit kernels, is a lapis::Error, and the next call
+// on a good graph is unaffected.
+TEST(GraphAttentionCuda, CorruptIndicesAreReported) {
+  LAPIS_REQUIRE_CUDA_OR_SKIP();
+  const CsrGraphView g = testing::heavy_row_graph(7);
+  const int64_t n = g.num_nodes, e = g.num_edges;
+  const int32_t* in_ptr = g.in_ptr.data<int32_t>();
+  const int32_t* out_ptr = g.out_ptr.data<int32_t>();
+  ASSERT_GE(in_ptr[10] - in_ptr[9], 1000);   // destination hub 9
+  ASSERT_GE(out_ptr[22] - out_ptr[21], 500);  // source hub 21
+  const int64_t light_in = in_ptr[testing::short_row(g.in_ptr, 8)];
+  const int64_t light_out = out_ptr[testing::short_row(g.out_ptr, 8)];
+  struct Case {
+    Tensor CsrGraphView::*field;
+    const char* name;
+    int64_t position, value;
+  };
+  const std::vector<Case> cases = {{&CsrGraphView::src, "src", light_in, n},
+                                   {&CsrGraphView::src, "src", in_ptr[9] + 500, -1},
+                                   {&CsrGraphView::out_dst, "out_dst", light_out, n + 3},
+                                   {&CsrGraphView::out_dst, "out_dst", out_ptr[21] + 250, -2},
+                                   {&CsrGraphView::out_edge, "out_edge", out_ptr[21] + 100, e}};
+  for (const Case& c : cases) {
+    const CsrGraphView bad = testing::with_corrupt_index(g, c.field, c.position,
+                                                         static_cast<int32_t>(c.value));
+    const Problem p = make_problem(bad, 2, 8, true, true, Dtype::F32, 90);
+    for (DegreeBounds bounds : {DegreeBounds{}, DegreeBounds{0, 0}}) {
+      SCOPED_TRACE(std::string(c.name) + "[" + std::to_string(c.position) +
+                   "] = " + std::to_string(c.value) + (bounds.in == 0 ? " (unsplit)" : ""));
+      testing::expect_error_mentions([&] { run(p, Path::Dispatch, Device::cuda(), bounds); },
+                                     {"out of range"});
+    }
+  }
+  const Problem good = make_problem(g, 2, 8, true, true, Dtype::F32, 90);
+  EXPECT_TRUE(results_close(run(good, Path::Dispatch, Device::cuda()), run(good, Path::Naive),
+                            1e-4, 1e-4));
 }
 
 TEST(GraphAttentionCuda, RejectsLargeHeadDim) {

@@ -139,6 +139,20 @@ TEST(SpmmCuda, MatchesCpuAndDeterministic) {
   EXPECT_TRUE(all_close(o.out, Tensor::zeros({4, 1, 8}), 0, 0));
 }
 
+// Unknown and exact degree bounds (both split the hub rows) match the CPU reference and give the
+// same bits. Returns the reference.
+Out expect_split_matches_cpu(const CsrGraphView& g, const Tensor& alpha, const Tensor& x,
+                             const Tensor& go, std::pair<int64_t, int64_t> exact, double tol) {
+  Out ref = run(g, alpha, x, go, 0);
+  const Out unknown = run(g, alpha, x, go, 2, Device::cuda());
+  const Out known = run(g, alpha, x, go, 2, Device::cuda(), SpmmAlgo::Native, exact);
+  expect_close(unknown, ref, tol, tol);
+  EXPECT_TRUE(testing::bitwise_equal(unknown.out, known.out));
+  EXPECT_TRUE(testing::bitwise_equal(unknown.dalpha, known.dalpha));
+  EXPECT_TRUE(testing::bitwise_equal(unknown.dx, known.dx));
+  return ref;
+}
+
 // Hub rows split across thread groups (testing::heavy_row_graph): unknown and exact degree bounds
 // take the split path (same bits), a bound claiming no row is long the unsplit one; all match the
 // CPU reference.
@@ -155,17 +169,11 @@ TEST(SpmmCuda, HeavyRowsSplitAcrossGroups) {
       const int64_t n = g.num_nodes;
       Tensor x = Tensor::randn({n, h, d}, gen, dt), go = Tensor::randn({n, h, d}, gen, dt);
       Tensor alpha = Tensor::randn({g.num_edges, h}, gen, dt);
-      const Out ref = run(g, alpha, x, go, 0);
-      const Out unknown = run(g, alpha, x, go, 2, Device::cuda());
-      const Out known = run(g, alpha, x, go, 2, Device::cuda(), SpmmAlgo::Native, exact);
-      const Out unsplit = run(g, alpha, x, go, 2, Device::cuda(), SpmmAlgo::Native, {0, 0});
       SCOPED_TRACE(std::string(dtype_name(dt)) + " H = " + std::to_string(h) + " D = " +
                    std::to_string(d));
-      expect_close(unknown, ref, tol, tol);
+      const Out ref = expect_split_matches_cpu(g, alpha, x, go, exact, tol);
+      const Out unsplit = run(g, alpha, x, go, 2, Device::cuda(), SpmmAlgo::Native, {0, 0});
       expect_close(unsplit, ref, tol, tol);
-      EXPECT_TRUE(testing::bitwise_equal(unknown.out, known.out));
-      EXPECT_TRUE(testing::bitwise_equal(unknown.dalpha, known.dalpha));
-      EXPECT_TRUE(testing::bitwise_equal(unknown.dx, known.dx));
     }
   }
 }
@@ -185,14 +193,49 @@ TEST(SpmmCuda, HubsOfManyPiecesCombineInRuns) {
     Tensor x = Tensor::randn({n, h, d}, gen, Dtype::F64);
     Tensor go = Tensor::randn({n, h, d}, gen, Dtype::F64);
     Tensor alpha = Tensor::randn({g.num_edges, h}, gen, Dtype::F64);
-    const Out ref = run(g, alpha, x, go, 0);
-    const Out unknown = run(g, alpha, x, go, 2, Device::cuda());
-    const Out known = run(g, alpha, x, go, 2, Device::cuda(), SpmmAlgo::Native, exact);
     SCOPED_TRACE("H = " + std::to_string(h) + " D = " + std::to_string(d));
-    expect_close(unknown, ref, 1e-10, 1e-10);
-    EXPECT_TRUE(testing::bitwise_equal(unknown.out, known.out));
-    EXPECT_TRUE(testing::bitwise_equal(unknown.dx, known.dx));
+    expect_split_matches_cpu(g, alpha, x, go, exact, 1e-10);
   }
+}
+
+// Out-of-range sources, CSC destinations and CSC edge ids of a device graph, in a light row and
+// inside a split hub row, through the split and unsplit kernels (forward by destination,
+// dL_dalpha per edge, dL_dx by source): a lapis::Error; the next call on a good graph is unaffected.
+TEST(SpmmCuda, CorruptIndicesAreReported) {
+  LAPIS_REQUIRE_CUDA_OR_SKIP();
+  const CsrGraphView g = testing::heavy_row_graph(7);
+  const int64_t n = g.num_nodes, e = g.num_edges;
+  const int32_t* in_ptr = g.in_ptr.data<int32_t>();
+  const int32_t* out_ptr = g.out_ptr.data<int32_t>();
+  ASSERT_GE(in_ptr[10] - in_ptr[9], 1000);   // destination hub 9
+  ASSERT_GE(out_ptr[22] - out_ptr[21], 500);  // source hub 21
+  Generator gen(5);
+  const Tensor x = Tensor::randn({n, 2, 8}, gen), go = Tensor::randn({n, 2, 8}, gen);
+  const Tensor alpha = Tensor::randn({e, 2}, gen);
+  const int64_t light_in = in_ptr[testing::short_row(g.in_ptr, 8)];
+  const int64_t light_out = out_ptr[testing::short_row(g.out_ptr, 8)];
+  struct Case {
+    Tensor CsrGraphView::*field;
+    const char* name;
+    int64_t position, value;
+  };
+  const std::vector<Case> cases = {{&CsrGraphView::src, "src", light_in, n},
+                                   {&CsrGraphView::src, "src", in_ptr[9] + 500, -1},
+                                   {&CsrGraphView::out_dst, "out_dst", light_out, n + 3},
+                                   {&CsrGraphView::out_dst, "out_dst", out_ptr[21] + 250, -2},
+                                   {&CsrGraphView::out_edge, "out_edge", out_ptr[21] + 100, e}};
+  for (const Case& c : cases) {
+    const CsrGraphView bad = testing::with_corrupt_index(g, c.field, c.position,
+                                                         static_cast<int32_t>(c.value));
+    for (std::pair<int64_t, int64_t> bounds : {std::pair<int64_t, int64_t>{-1, -1}, {0, 0}}) {
+      SCOPED_TRACE(std::string(c.name) + "[" + std::to_string(c.position) +
+                   "] = " + std::to_string(c.value) + (bounds.first == 0 ? " (unsplit)" : ""));
+      testing::expect_error_mentions(
+          [&] { run(bad, alpha, x, go, 2, Device::cuda(), SpmmAlgo::Native, bounds); },
+          {"out of range"});
+    }
+  }
+  expect_close(run(g, alpha, x, go, 2, Device::cuda()), run(g, alpha, x, go, 0), 1e-4, 1e-4);
 }
 
 }  // namespace
