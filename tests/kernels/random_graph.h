@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <random>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -94,6 +95,38 @@ inline int64_t short_row(const Tensor& ptr, int64_t max_len) {
     if (p[r + 1] > p[r] && p[r + 1] - p[r] <= max_len) return r;
   }
   return -1;
+}
+
+struct CorruptGraph {
+  CsrGraphView graph;
+  std::string what;  // e.g. "src[417] = -1"
+};
+
+// Copies of g (heavy_row_graph: destination hub 9, source hub 21) with one index out of range:
+// a source, a CSC destination and a CSC edge id, in a light row and inside a hub row.
+inline std::vector<CorruptGraph> corrupt_index_graphs(const CsrGraphView& g) {
+  const int64_t n = g.num_nodes, e = g.num_edges;
+  const int32_t* in_ptr = g.in_ptr.data<int32_t>();
+  const int32_t* out_ptr = g.out_ptr.data<int32_t>();
+  const int64_t light_in = in_ptr[short_row(g.in_ptr, 8)];
+  const int64_t light_out = out_ptr[short_row(g.out_ptr, 8)];
+  struct Case {
+    Tensor CsrGraphView::*field;
+    const char* name;
+    int64_t position, value;
+  };
+  const Case cases[] = {{&CsrGraphView::src, "src", light_in, n},
+                        {&CsrGraphView::src, "src", in_ptr[9] + 500, -1},
+                        {&CsrGraphView::out_dst, "out_dst", light_out, n + 3},
+                        {&CsrGraphView::out_dst, "out_dst", out_ptr[21] + 250, -2},
+                        {&CsrGraphView::out_edge, "out_edge", out_ptr[21] + 100, e}};
+  std::vector<CorruptGraph> out;
+  for (const Case& c : cases) {
+    out.push_back({with_corrupt_index(g, c.field, c.position, static_cast<int32_t>(c.value)),
+                   std::string(c.name) + "[" + std::to_string(c.position) +
+                       "] = " + std::to_string(c.value)});
+  }
+  return out;
 }
 
 // n nodes with 2n random background edges, then in_hubs (node, in-degree) and out_hubs (node,

@@ -204,34 +204,17 @@ TEST(SpmmCuda, HubsOfManyPiecesCombineInRuns) {
 TEST(SpmmCuda, CorruptIndicesAreReported) {
   LAPIS_REQUIRE_CUDA_OR_SKIP();
   const CsrGraphView g = testing::heavy_row_graph(7);
-  const int64_t n = g.num_nodes, e = g.num_edges;
-  const int32_t* in_ptr = g.in_ptr.data<int32_t>();
-  const int32_t* out_ptr = g.out_ptr.data<int32_t>();
-  ASSERT_GE(in_ptr[10] - in_ptr[9], 1000);   // destination hub 9
-  ASSERT_GE(out_ptr[22] - out_ptr[21], 500);  // source hub 21
+  ASSERT_GE(g.in_ptr.data<int32_t>()[10] - g.in_ptr.data<int32_t>()[9], 1000);
+  ASSERT_GE(g.out_ptr.data<int32_t>()[22] - g.out_ptr.data<int32_t>()[21], 500);
   Generator gen(5);
+  const int64_t n = g.num_nodes;
   const Tensor x = Tensor::randn({n, 2, 8}, gen), go = Tensor::randn({n, 2, 8}, gen);
-  const Tensor alpha = Tensor::randn({e, 2}, gen);
-  const int64_t light_in = in_ptr[testing::short_row(g.in_ptr, 8)];
-  const int64_t light_out = out_ptr[testing::short_row(g.out_ptr, 8)];
-  struct Case {
-    Tensor CsrGraphView::*field;
-    const char* name;
-    int64_t position, value;
-  };
-  const std::vector<Case> cases = {{&CsrGraphView::src, "src", light_in, n},
-                                   {&CsrGraphView::src, "src", in_ptr[9] + 500, -1},
-                                   {&CsrGraphView::out_dst, "out_dst", light_out, n + 3},
-                                   {&CsrGraphView::out_dst, "out_dst", out_ptr[21] + 250, -2},
-                                   {&CsrGraphView::out_edge, "out_edge", out_ptr[21] + 100, e}};
-  for (const Case& c : cases) {
-    const CsrGraphView bad = testing::with_corrupt_index(g, c.field, c.position,
-                                                         static_cast<int32_t>(c.value));
+  const Tensor alpha = Tensor::randn({g.num_edges, 2}, gen);
+  for (const testing::CorruptGraph& c : testing::corrupt_index_graphs(g)) {
     for (std::pair<int64_t, int64_t> bounds : {std::pair<int64_t, int64_t>{-1, -1}, {0, 0}}) {
-      SCOPED_TRACE(std::string(c.name) + "[" + std::to_string(c.position) +
-                   "] = " + std::to_string(c.value) + (bounds.first == 0 ? " (unsplit)" : ""));
+      SCOPED_TRACE(c.what + (bounds.first == 0 ? " (unsplit)" : ""));
       testing::expect_error_mentions(
-          [&] { run(bad, alpha, x, go, 2, Device::cuda(), SpmmAlgo::Native, bounds); },
+          [&] { run(c.graph, alpha, x, go, 2, Device::cuda(), SpmmAlgo::Native, bounds); },
           {"out of range"});
     }
   }
